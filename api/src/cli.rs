@@ -1,0 +1,73 @@
+//! Command-line interface: one subcommand per thing a user does.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Tributary: an analytics and decision-support warehouse for companies that run a CRM and an ERP.
+#[derive(Debug, Parser)]
+#[command(name = "tributary", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (TOML); see `tributary config` for every key and its value.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory; overrides `data_dir` from the configuration [default: ./tributary-data].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors in the log.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a sample company's CRM and ERP exports (into the landing directory unless --out).
+    Generate(GenerateArgs),
+    /// Build the sample company in the data directory and show what to open next.
+    Demo(DemoArgs),
+    /// Print the configuration in force (defaults, file, environment and flags combined).
+    Config,
+}
+
+/// Size and shape of a sample company; unset options come from the `[sample]` configuration.
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// Number of customers.
+    #[arg(long)]
+    pub customers: Option<u64>,
+    /// Random seed: the same seed and options give the same files, byte for byte.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Years of history.
+    #[arg(long)]
+    pub years: Option<u32>,
+    /// Last day of the history, YYYY-MM-DD.
+    #[arg(long, value_name = "DATE")]
+    pub end_date: Option<String>,
+}
+
+/// `tributary generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Output directory [default: <data-dir>/landing].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Size and shape.
+    #[command(flatten)]
+    pub sample: SampleArgs,
+}
+
+/// `tributary demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Size and shape of the sample company.
+    #[command(flatten)]
+    pub sample: SampleArgs,
+}

@@ -1,0 +1,128 @@
+//! `generate` and `demo`: the sample company from the command line.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use tributary_ingest::sample_company::{self, Manifest, SampleOptions};
+use tributary_warehouse::layout::DataDir;
+
+use crate::cli::{DemoArgs, GenerateArgs, SampleArgs};
+use crate::config::Config;
+
+fn options(config: &Config, args: SampleArgs) -> SampleOptions {
+    let defaults = &config.sample;
+    SampleOptions {
+        customers: args.customers.unwrap_or(defaults.customers),
+        seed: args.seed.unwrap_or(defaults.seed),
+        years: args.years.unwrap_or(defaults.years),
+        end_date: args.end_date.unwrap_or_else(|| defaults.end_date.clone()),
+    }
+}
+
+/// Generate with a progress bar on stderr (drawn only on a terminal).
+fn generate_with_progress(options: &SampleOptions, out: &Path) -> anyhow::Result<(Manifest, Duration)> {
+    let bar = ProgressBar::new(options.customers);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {bar:30} {pos}/{len} customers  {msg}  [{elapsed_precise}, {eta} left]",
+        )
+        .expect("the template is valid"),
+    );
+    let started = Instant::now();
+    let manifest = sample_company::generate(options, out, |p| {
+        bar.set_position(p.customers_done);
+        let rate = p.order_lines as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        bar.set_message(format!(
+            "{} order lines ({}/s)",
+            thousands(p.order_lines),
+            thousands(rate as u64)
+        ));
+    })
+    .with_context(|| format!("generating the sample company into {}", out.display()))?;
+    bar.finish_and_clear();
+    Ok((manifest, started.elapsed()))
+}
+
+/// `tributary generate`.
+pub fn generate(config: &Config, args: GenerateArgs) -> anyhow::Result<()> {
+    let out = args.out.unwrap_or_else(|| DataDir::new(&config.data_dir).landing());
+    let options = options(config, args.sample);
+    let (manifest, took) = generate_with_progress(&options, &out)?;
+    print_summary(&manifest, &out, took);
+    Ok(())
+}
+
+/// `tributary demo`.
+pub fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
+    let data_dir = DataDir::new(&config.data_dir);
+    let landing = data_dir.landing();
+    let options = options(config, args.sample);
+    println!(
+        "Tributary demo: building a sample company in {}",
+        absolute(data_dir.root())
+    );
+    let (manifest, took) = generate_with_progress(&options, &landing)?;
+    print_summary(&manifest, &landing, took);
+    println!();
+    println!("Next:");
+    println!(
+        "  - open the exports in {} (CRM under crm/, ERP under erp/;",
+        absolute(&landing)
+    );
+    println!("    _truth/ holds what really happened, for checking matching and churn models)");
+    println!(
+        "  - {} lists every file with its row count",
+        absolute(&landing.join("manifest.json"))
+    );
+    println!("  - `tributary generate --help` makes other companies: --customers, --years, --seed");
+    Ok(())
+}
+
+fn print_summary(manifest: &Manifest, out: &Path, took: Duration) {
+    let o = &manifest.options;
+    println!(
+        "Generated a sample company: {} customers, {} years ({} to {}), seed {}, in {:.1} s",
+        thousands(o.customers),
+        o.years,
+        manifest.start_date,
+        o.end_date,
+        o.seed,
+        took.as_secs_f64()
+    );
+    println!("Wrote {} files to {}:", manifest.files.len(), absolute(out));
+    for file in &manifest.files {
+        println!("  {:<36} {:>12} rows", file.path, thousands(file.rows));
+    }
+}
+
+fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// 1234567 -> "1,234,567".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(super::thousands(0), "0");
+        assert_eq!(super::thousands(999), "999");
+        assert_eq!(super::thousands(1_234_567), "1,234,567");
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the ingest crate, one module per area.
+
+mod sample_company;

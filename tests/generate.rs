@@ -1,0 +1,128 @@
+//! `tributary generate` and `tributary demo` through the binary.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::{data_rows, run, stderr, stdout, tributary};
+
+#[test]
+fn generate_writes_into_the_landing_directory_by_default() {
+    let data = tempfile::tempdir().unwrap();
+    let out = stdout(&run(
+        tributary().arg("--data-dir").arg(data.path()).args([
+            "generate",
+            "--customers",
+            "300",
+            "--years",
+            "1",
+            "--seed",
+            "3",
+        ]),
+        true,
+    ));
+    let landing = data.path().join("landing");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(landing.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["options"]["customers"], 300);
+    assert_eq!(manifest["options"]["seed"], 3);
+    let lines = data_rows(&landing.join("erp/sales_order_lines.csv"));
+    assert!(lines > 1_000, "{lines} order lines");
+    assert!(out.contains("300 customers, 1 years"), "{out}");
+    assert!(
+        out.contains("erp/sales_order_lines.csv"),
+        "the summary lists the files: {out}"
+    );
+    assert!(
+        out.contains(&landing.canonicalize().unwrap().display().to_string()),
+        "the summary says where: {out}"
+    );
+}
+
+#[test]
+fn generate_refuses_bad_options_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = stderr(&run(
+        tributary()
+            .args(["generate", "--end-date", "30.09.2026", "--out"])
+            .arg(dir.path().join("x")),
+        false,
+    ));
+    assert!(err.contains("30.09.2026") && err.contains("YYYY-MM-DD"), "{err}");
+    let err = stderr(&run(tributary().args(["generate", "--customers", "many"]), false));
+    assert!(err.contains("--customers"), "{err}");
+    assert!(!dir.path().join("x").exists());
+}
+
+#[test]
+fn demo_builds_the_sample_company_and_says_what_to_open() {
+    let data = tempfile::tempdir().unwrap();
+    let out = stdout(&run(
+        tributary()
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["demo", "--customers", "500"]),
+        true,
+    ));
+    let landing = data.path().join("landing");
+    for file in [
+        "crm/accounts.csv",
+        "crm/activities.ndjson",
+        "erp/customers.csv",
+        "erp/products.txt",
+        "erp/sales_order_lines.csv",
+        "erp/inventory_snapshots.csv.gz",
+    ] {
+        assert!(landing.join(file).is_file(), "demo wrote {file}");
+    }
+    assert_eq!(data_rows(&landing.join("_truth/customer_lifecycle.csv")), 500);
+    assert!(out.contains("Generated a sample company: 500 customers"), "{out}");
+    assert!(out.contains("Next:"), "{out}");
+    assert!(out.contains("manifest.json"), "{out}");
+}
+
+/// Peak resident memory of a child process, in KiB, from the kernel's accounting of that one child.
+/// The child is reaped with `wait4` rather than `Child::wait`, because only `wait4` reports that one
+/// child's usage (`getrusage` would mix in every other test's children).
+#[allow(unsafe_code, clippy::zombie_processes)]
+fn peak_rss_kib(args: &[&str], data: &Path) -> i64 {
+    let child = tributary()
+        .current_dir(data)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value, and wait4 only writes into the two locals.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4 on the generator");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "generate exited with {status}"
+    );
+    usage.ru_maxrss
+}
+
+#[test]
+fn generator_memory_does_not_grow_with_customers() {
+    // From about 2,000 customers on, the fixed structures (write buffers, the catalogue, the
+    // inventory tally) are all in use; anything kept per customer would show beyond that.
+    let data = tempfile::tempdir().unwrap();
+    let small = peak_rss_kib(&["generate", "--customers", "2000", "--out", "small"], data.path());
+    let large = peak_rss_kib(&["generate", "--customers", "20000", "--out", "large"], data.path());
+    let small_lines = data_rows(&data.path().join("small/erp/sales_order_lines.csv"));
+    let large_lines = data_rows(&data.path().join("large/erp/sales_order_lines.csv"));
+    assert!(
+        large_lines > 8 * small_lines,
+        "ten times the customers: {small_lines} vs {large_lines} order lines"
+    );
+    eprintln!("peak RSS: {small} KiB for 2,000 customers, {large} KiB for 20,000 customers");
+    assert!(
+        (large as f64) < small as f64 * 1.1 + 1024.0,
+        "peak memory grew from {small} KiB to {large} KiB with ten times the customers"
+    );
+}

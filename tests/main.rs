@@ -1,0 +1,52 @@
+//! End-to-end tests: they run the `tributary` binary as a user would, on real files.
+
+mod cli;
+mod generate;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// The binary under test, with a clean environment: no configuration or log settings leak in
+/// from the developer's shell.
+pub fn tributary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tributary"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TRIBUTARY_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// Run to completion and return the output, failing with both streams if the exit is not `ok`.
+pub fn run(command: &mut Command, ok: bool) -> Output {
+    let output = command.output().expect("the tributary binary starts");
+    assert_eq!(
+        output.status.success(),
+        ok,
+        "{command:?} exited {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Standard output as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
+}
+
+/// Standard error as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("stderr is UTF-8")
+}
+
+/// Data rows of a CSV file (lines minus the header).
+pub fn data_rows(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .count()
+        - 1
+}
