@@ -27,7 +27,10 @@ fn generate_writes_into_the_landing_directory_by_default() {
     assert_eq!(manifest["options"]["seed"], 3);
     let lines = data_rows(&landing.join("erp/sales_order_lines.csv"));
     assert!(lines > 1_000, "{lines} order lines");
-    assert!(out.contains("300 customers, 1 years"), "{out}");
+    assert!(
+        out.contains("300 customers, 1 year (2025-10-01 to 2026-09-30), seed 3"),
+        "{out}"
+    );
     assert!(
         out.contains("erp/sales_order_lines.csv"),
         "the summary lists the files: {out}"

@@ -83,9 +83,10 @@ pub fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
 fn print_summary(manifest: &Manifest, out: &Path, took: Duration) {
     let o = &manifest.options;
     println!(
-        "Generated a sample company: {} customers, {} years ({} to {}), seed {}, in {:.1} s",
+        "Generated a sample company: {} customers, {} year{} ({} to {}), seed {}, in {:.1} s",
         thousands(o.customers),
         o.years,
+        if o.years == 1 { "" } else { "s" },
         manifest.start_date,
         o.end_date,
         o.seed,

@@ -17,7 +17,7 @@ use super::names::{
     COMPANY_HEADS, COMPANY_TRADES, COUNTRIES, Country, FIRST_NAMES, LAST_NAMES, TITLES, TRADE_INDUSTRY, slug,
 };
 use super::random::{Rng, mix64};
-use super::world::{CATEGORIES, CHANNELS, NCAT, WEEKLY_B2B, WEEKLY_WEB, World, base62, category_season, stream};
+use super::world::{CATEGORIES, CHANNELS, NCAT, WEEKLY_B2B, WEEKLY_WEB, World, base62, stream};
 
 /// Sequence numbers shared by all customers (ERP numbers are sequential, as ERPs hand them out).
 #[derive(Debug, Default)]
@@ -359,6 +359,7 @@ impl Simulation<'_> {
             _ => rng.weighted(&[0.45, 0.25, 0.08, 0.12, 0.10]),
         };
         let weekly = weekly_of(channel);
+        let web = CHANNELS[channel] == "Web";
         let region_reps: Vec<usize> = (0..world.reps.len())
             .filter(|&r| world.reps[r].region == country.region)
             .collect();
@@ -587,7 +588,7 @@ impl Simulation<'_> {
             let decline = decline_progress(day);
             if identity.in_erp() && day >= first_active {
                 let lambda = order_rate
-                    * world.order_intensity(day, weekly)
+                    * world.order_intensity(day, web)
                     * (1.0 - 0.8 * decline)
                     * self.scratch.rate_boost[(day - world.start) as usize];
                 if rng.f64() < lambda {
@@ -777,7 +778,7 @@ impl Simulation<'_> {
         let mut cumulative = [0.0; NCAT];
         let mut acc = 0.0;
         for (c, slot) in cumulative.iter_mut().enumerate() {
-            let mut w = ctx.preference[c] * category_season(c, day);
+            let mut w = ctx.preference[c] * world.season(day, c);
             for m in ctx.memberships.iter().filter(|m| !m.control) {
                 let campaign = &world.campaigns[m.campaign];
                 if campaign.category == c && day >= campaign.start && day <= campaign.end {
