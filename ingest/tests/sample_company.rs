@@ -757,3 +757,47 @@ fn inventory_covers_every_product_and_day_in_stock() {
         "stock-outs happen but are not the rule: {out_of_stock}"
     );
 }
+
+#[test]
+fn nothing_happens_after_the_window_ends() {
+    // Due dates and the expected close of open opportunities lie in the future; events do not.
+    let (_, manifest) = company();
+    let end = day(&manifest.options.end_date);
+    for (path, columns) in [
+        ("erp/sales_orders.csv", &["order_date"][..]),
+        ("erp/invoices.csv", &["invoice_date"]),
+        ("erp/payments.csv", &["payment_date"]),
+        ("erp/returns.csv", &["return_date"]),
+        ("crm/accounts.csv", &["CreatedDate"]),
+        ("crm/contacts.csv", &["CreatedDate"]),
+        ("crm/leads.csv", &["CreatedDate", "ConvertedDate"]),
+        ("crm/support_tickets.csv", &["CreatedDate", "ClosedDate"]),
+        ("crm/opportunities.csv", &["CreatedDate"]),
+        ("crm/campaign_members.csv", &["SentDate"]),
+    ] {
+        let table = Table::read(path);
+        for column in columns {
+            let late = table.values(column).filter(|v| !v.is_empty() && day(v) > end).count();
+            assert_eq!(
+                late,
+                0,
+                "{path}: {late} values of {column} after {end}",
+                end = manifest.options.end_date
+            );
+        }
+    }
+    let late = ndjson("crm/activities.ndjson")
+        .iter()
+        .filter(|a| day(a["ActivityDate"].as_str().unwrap()) > end)
+        .count();
+    assert_eq!(late, 0, "activities after the window");
+    let opportunities = Table::read("crm/opportunities.csv");
+    let (closed, close) = (opportunities.col("IsClosed"), opportunities.col("CloseDate"));
+    assert!(
+        opportunities
+            .rows
+            .iter()
+            .all(|r| r[closed] == "false" || day(&r[close]) <= end),
+        "closed deals closed in the window"
+    );
+}

@@ -449,7 +449,10 @@ impl Simulation<'_> {
                     rng.between(2_000_000, 9_999_999)
                 ));
                 t.text(contact.title);
-                t.timestamp(created + rng.below(400) as Day, rng.between(28_800, 64_800) as u32);
+                t.timestamp(
+                    (created + rng.below(400) as Day).min(world.end),
+                    rng.between(28_800, 64_800) as u32,
+                );
                 t.end_row()?;
             }
         }
