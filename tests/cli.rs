@@ -95,3 +95,14 @@ fn bad_configuration_is_a_clear_error() {
     ));
     assert!(err.contains("/no/such/file.toml"), "{err}");
 }
+
+#[test]
+fn a_mistyped_environment_variable_is_reported() {
+    let output = run(tributary().arg("config").env("TRIBUTARY_LIMIT__MEMORY_MB", "1"), true);
+    let err = stderr(&output);
+    assert!(
+        err.contains("ignoring environment variable TRIBUTARY_LIMIT__MEMORY_MB"),
+        "{err}"
+    );
+    assert!(stdout(&output).contains("memory_mb = 2048"), "the typo changes nothing");
+}

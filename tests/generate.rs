@@ -129,3 +129,18 @@ fn generator_memory_does_not_grow_with_customers() {
         "peak memory grew from {small} KiB to {large} KiB with ten times the customers"
     );
 }
+
+#[test]
+fn a_write_failure_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the generator needs the `crm` directory.
+    std::fs::create_dir_all(dir.path().join("out")).unwrap();
+    std::fs::write(dir.path().join("out/crm"), "not a directory").unwrap();
+    let err = stderr(&run(
+        tributary()
+            .args(["generate", "--customers", "10", "--out"])
+            .arg(dir.path().join("out")),
+        false,
+    ));
+    assert!(err.contains(&dir.path().join("out/crm").display().to_string()), "{err}");
+}

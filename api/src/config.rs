@@ -87,7 +87,7 @@ pub struct Schedule {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read configuration file {path}: {source}")]
+    #[error("cannot read configuration file {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -112,9 +112,6 @@ pub enum ConfigError {
         /// The missing key.
         needs: &'static str,
     },
-    /// A limit that cannot work.
-    #[error(transparent)]
-    Limit(#[from] tributary_warehouse::limits::InvalidLimit),
 }
 
 impl Config {
@@ -130,27 +127,41 @@ impl Config {
             merge(&mut table, overlay);
         }
         let from_env = apply_env(&mut table, env)?;
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-            let key = e.path().to_string();
-            // Name the layer that set the offending key, so the user knows where to fix it.
-            let origin = match from_env
-                .iter()
-                .find(|(path, _)| key == *path || key.starts_with(&format!("{path}.")))
-            {
+        // Name the layer that set a key (or a section), so the user knows where to fix it.
+        let origin_of = |key: &str| {
+            let set_by_env = from_env.iter().find(|(path, _)| {
+                key == path || key.starts_with(&format!("{path}.")) || path.starts_with(&format!("{key}."))
+            });
+            match set_by_env {
                 Some((_, var)) => format!("environment variable {var}"),
                 None => file.map_or_else(|| "the built-in configuration".to_string(), |p| p.display().to_string()),
-            };
+            }
+        };
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let key = e.path().to_string();
             ConfigError::Invalid {
-                origin,
+                origin: origin_of(&key),
                 message: format!("`{key}`: {}", e.inner().message()),
             }
         })?;
-        config.validate()?;
+        if let Err(limit) = config.limits.validate() {
+            let origin = origin_of(&format!("limits.{}", limit.field));
+            return Err(ConfigError::Invalid {
+                origin,
+                message: limit.to_string(),
+            });
+        }
+        if let Err(sample) = config.sample.validate() {
+            return Err(ConfigError::Invalid {
+                origin: origin_of("sample"),
+                message: sample.to_string(),
+            });
+        }
+        config.validate_sources()?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        self.limits.validate()?;
+    fn validate_sources(&self) -> Result<(), ConfigError> {
         for source in &self.sources {
             let needs = match source.kind {
                 SourceKind::Postgres | SourceKind::Mysql if source.url.is_none() => Some("url"),
@@ -209,6 +220,14 @@ fn apply_env(
             .map(str::to_ascii_lowercase)
             .collect();
         if !table.contains_key(&path[0]) {
+            // TRIBUTARY_CONFIG and TRIBUTARY_LOG are read elsewhere; anything else is likely a typo
+            // (TRIBUTARY_LIMIT__MEMORY_MB) that would otherwise change nothing without a word.
+            if !matches!(name.as_str(), "TRIBUTARY_CONFIG" | "TRIBUTARY_LOG") {
+                tracing::warn!(
+                    "ignoring environment variable {name}: `{}` is not a configuration key",
+                    path[0]
+                );
+            }
             continue;
         }
         let value = toml::Table::from_str(&format!("v = {raw}"))
@@ -294,7 +313,14 @@ mod tests {
         let err = Config::load(None, env(&[("TRIBUTARY_LIMITS__MEMORY_MB", "0")]))
             .unwrap_err()
             .to_string();
-        assert_eq!(err, "limits.memory_mb must be at least 1");
+        assert_eq!(
+            err,
+            "invalid configuration in environment variable TRIBUTARY_LIMITS__MEMORY_MB: limits.memory_mb must be at least 1"
+        );
+
+        std::fs::write(&file, "[sample]\nyears = 0\n").unwrap();
+        let err = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("bad.toml") && err.contains("sample.years"), "{err}");
 
         let err = Config::load(None, env(&[("TRIBUTARY_HTTP__ADDR", "nowhere")]))
             .unwrap_err()

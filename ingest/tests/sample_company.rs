@@ -102,26 +102,51 @@ impl Table {
 }
 
 fn ndjson(path: &str) -> Vec<serde_json::Value> {
-    fs::read_to_string(root().join(path))
+    ndjson_in(&root(), path)
+}
+
+fn ndjson_in(root: &Path, path: &str) -> Vec<serde_json::Value> {
+    fs::read_to_string(root.join(path))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{path}: {e}: {l}")))
         .collect()
 }
 
+/// SKU and category of every product.
 fn products() -> Vec<(String, String)> {
+    catalogue().into_iter().map(|p| (p.sku, p.category)).collect()
+}
+
+struct CatalogueEntry {
+    sku: String,
+    category: String,
+    launched: i64,
+}
+
+fn catalogue() -> Vec<CatalogueEntry> {
     // Fixed width: the columns of the header line give the offsets.
     let text = fs::read_to_string(root().join("erp/products.txt")).unwrap();
     let mut lines = text.lines();
     let header = lines.next().unwrap();
-    let category_at = header.find("CATEGORY").unwrap();
-    let subcategory_at = header.find("SUBCATEGORY").unwrap();
+    let at = |name: &str| header.find(name).unwrap();
+    let (category_at, subcategory_at, launched_at) = (at("CATEGORY"), at("SUBCATEGORY"), at("LAUNCHED"));
     lines
         .map(|l| {
             let chars: Vec<char> = l.chars().collect();
-            let sku: String = chars[..10].iter().collect();
-            let category: String = chars[category_at..subcategory_at].iter().collect();
-            (sku.trim().to_string(), category.trim().to_string())
+            let field = |from: usize, to: usize| {
+                chars[from..to.min(chars.len())]
+                    .iter()
+                    .collect::<String>()
+                    .trim()
+                    .to_string()
+            };
+            let launched = field(launched_at, chars.len());
+            CatalogueEntry {
+                sku: field(0, 10),
+                category: field(category_at, subcategory_at),
+                launched: day(&format!("{}-{}-{}", &launched[..4], &launched[4..6], &launched[6..8])),
+            }
         })
         .collect()
 }
@@ -178,12 +203,10 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
             file.path
         );
     }
-    for path in ["manifest.json", "erp/sales_order_lines.csv", "crm/accounts.csv"] {
-        assert_eq!(
-            fs::read(a.path().join(path)).unwrap(),
-            fs::read(b.path().join(path)).unwrap()
-        );
-    }
+    assert_eq!(
+        fs::read(a.path().join("manifest.json")).unwrap(),
+        fs::read(b.path().join("manifest.json")).unwrap()
+    );
     assert_ne!(
         fs::read(a.path().join("erp/sales_order_lines.csv")).unwrap(),
         fs::read(c.path().join("erp/sales_order_lines.csv")).unwrap(),
@@ -195,6 +218,39 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
         .collect();
     assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
 }
+
+/// FNV-1a over every exported file, path and bytes, in manifest order.
+fn fingerprint(root: &Path, manifest: &Manifest) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for path in manifest.files.iter().map(|f| f.path.as_str()).chain(["manifest.json"]) {
+        for byte in path.bytes().chain(fs::read(root.join(path)).unwrap()) {
+            hash = (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// Two runs in one process agree with each other by construction; this pins the bytes across
+/// builds, toolchains and machines. If a change to the generator is meant to change its output,
+/// update the constant in the same commit and say so.
+#[test]
+fn output_is_pinned_across_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SampleOptions {
+        customers: 300,
+        seed: 1,
+        years: 1,
+        ..SampleOptions::default()
+    };
+    let manifest = generate(&options, dir.path(), |_| {}).unwrap();
+    let fingerprint = fingerprint(dir.path(), &manifest);
+    assert_eq!(
+        fingerprint, PINNED_FINGERPRINT,
+        "sample company output changed: {fingerprint:#018x}"
+    );
+}
+
+const PINNED_FINGERPRINT: u64 = 0xd640_7b17_d3d7_b574;
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -594,25 +650,25 @@ fn churners_buy_less_often_and_complain_more_before_they_stop() {
     );
     let (mut early_orders, mut late_orders, mut early_tickets, mut late_tickets, mut churners) = (0, 0, 0, 0, 0);
     let mut after_churn = 0;
+    let count = |days: Option<&Vec<i64>>, from: i64, to: i64| {
+        days.map_or(0, |d| d.iter().filter(|&&x| x >= from && x < to).count())
+    };
     for row in lifecycle.rows.iter().filter(|r| r[churned] == "true") {
         let (start, stop) = (day(&row[first]), day(&row[churn_date]));
+        let o = orders.get(&row[idx]);
+        let t = tickets_by.get(row[idx].as_str());
+        after_churn += count(o, stop, i64::MAX) + count(t, stop, i64::MAX);
         if stop - start < 365 + 90 {
             continue;
         }
         churners += 1;
-        let count = |days: Option<&Vec<i64>>, from: i64, to: i64| {
-            days.map_or(0, |d| d.iter().filter(|&&x| x >= from && x < to).count())
-        };
-        let o = orders.get(&row[idx]);
-        let t = tickets_by.get(row[idx].as_str());
         early_orders += count(o, start, start + 365);
         late_orders += count(o, stop - 90, stop);
-        after_churn += count(o, stop, i64::MAX);
         early_tickets += count(t, start, start + 365);
         late_tickets += count(t, stop - 90, stop);
     }
     assert!(churners >= 50, "enough churners to measure: {churners}");
-    assert_eq!(after_churn, 0, "churners do not order after they leave");
+    assert_eq!(after_churn, 0, "no churner orders or opens a ticket after leaving");
     let early = early_orders as f64 / 365.0;
     let late = late_orders as f64 / 90.0;
     assert!(
@@ -751,6 +807,19 @@ fn inventory_covers_every_product_and_day_in_stock() {
     assert_eq!(dates.len() as i64, last - first + 1, "one snapshot a day");
     assert_eq!(inventory.set("warehouse"), HashSet::from(["DC-NORTH", "DC-WEST"]));
     assert!(inventory.values("on_hand").all(|v| v.parse::<i64>().unwrap() >= 0));
+    // Every launched product is counted in every warehouse every day, and nothing else.
+    let launches: Vec<i64> = catalogue().iter().map(|p| p.launched).collect();
+    let mut rows_per_day: HashMap<(&str, &str), usize> = HashMap::new();
+    for row in &inventory.rows {
+        *rows_per_day.entry((row[0].as_str(), row[1].as_str())).or_default() += 1;
+    }
+    for ((date, warehouse), rows) in rows_per_day {
+        let launched = launches.iter().filter(|&&l| l <= day(date)).count();
+        assert_eq!(
+            rows, launched,
+            "{warehouse} on {date}: {rows} rows for {launched} launched products"
+        );
+    }
     let out_of_stock = inventory.values("on_hand").filter(|v| *v == "0").count() as f64 / inventory.rows.len() as f64;
     assert!(
         out_of_stock < 0.25,
@@ -760,38 +829,71 @@ fn inventory_covers_every_product_and_day_in_stock() {
 
 #[test]
 fn nothing_happens_after_the_window_ends() {
-    // Due dates and the expected close of open opportunities lie in the future; events do not.
-    let (_, manifest) = company();
+    let (dir, manifest) = company();
+    assert_no_event_after(dir.path(), manifest);
+}
+
+#[test]
+fn nothing_happens_after_a_window_that_ends_mid_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SampleOptions {
+        customers: 600,
+        seed: 9,
+        years: 2,
+        end_date: "2026-06-17".into(),
+    };
+    let manifest = generate(&options, dir.path(), |_| {}).unwrap();
+    assert_no_event_after(dir.path(), &manifest);
+}
+
+/// Due dates and the expected close of open opportunities lie in the future; events do not.
+fn assert_no_event_after(root: &Path, manifest: &Manifest) {
     let end = day(&manifest.options.end_date);
+    let iso = |v: &str| {
+        // ERP customers print DD.MM.YYYY.
+        if v.as_bytes().get(2) == Some(&b'.') {
+            format!("{}-{}-{}", &v[6..10], &v[3..5], &v[..2])
+        } else {
+            v.to_string()
+        }
+    };
     for (path, columns) in [
         ("erp/sales_orders.csv", &["order_date"][..]),
         ("erp/invoices.csv", &["invoice_date"]),
         ("erp/payments.csv", &["payment_date"]),
         ("erp/returns.csv", &["return_date"]),
+        ("erp/customers.csv", &["created_on"]),
         ("crm/accounts.csv", &["CreatedDate"]),
         ("crm/contacts.csv", &["CreatedDate"]),
         ("crm/leads.csv", &["CreatedDate", "ConvertedDate"]),
         ("crm/support_tickets.csv", &["CreatedDate", "ClosedDate"]),
         ("crm/opportunities.csv", &["CreatedDate"]),
+        ("crm/campaigns.csv", &["StartDate"]),
         ("crm/campaign_members.csv", &["SentDate"]),
+        (
+            "_truth/customer_lifecycle.csv",
+            &["created_on", "first_active_on", "churn_date", "decline_start"],
+        ),
     ] {
-        let table = Table::read(path);
+        let table = Table::read_in(root, path);
         for column in columns {
-            let late = table.values(column).filter(|v| !v.is_empty() && day(v) > end).count();
+            let late = table
+                .values(column)
+                .filter(|v| !v.is_empty() && day(&iso(v)) > end)
+                .count();
             assert_eq!(
-                late,
-                0,
-                "{path}: {late} values of {column} after {end}",
-                end = manifest.options.end_date
+                late, 0,
+                "{path}: {late} values of {column} after {}",
+                manifest.options.end_date
             );
         }
     }
-    let late = ndjson("crm/activities.ndjson")
+    let late = ndjson_in(root, "crm/activities.ndjson")
         .iter()
         .filter(|a| day(a["ActivityDate"].as_str().unwrap()) > end)
         .count();
     assert_eq!(late, 0, "activities after the window");
-    let opportunities = Table::read("crm/opportunities.csv");
+    let opportunities = Table::read_in(root, "crm/opportunities.csv");
     let (closed, close) = (opportunities.col("IsClosed"), opportunities.col("CloseDate"));
     assert!(
         opportunities
@@ -800,4 +902,179 @@ fn nothing_happens_after_the_window_ends() {
             .all(|r| r[closed] == "false" || day(&r[close]) <= end),
         "closed deals closed in the window"
     );
+}
+
+#[test]
+fn events_happen_in_order_and_to_the_right_people() {
+    let orders = Table::read("erp/sales_orders.csv");
+    let lines = Table::read("erp/sales_order_lines.csv");
+    let invoices = Table::read("erp/invoices.csv");
+    let payments = Table::read("erp/payments.csv");
+    let returns = Table::read("erp/returns.csv");
+    let contacts = Table::read("crm/contacts.csv");
+    let tickets = Table::read("crm/support_tickets.csv");
+    let members = Table::read("crm/campaign_members.csv");
+    let identity = Table::read("_truth/customer_identity.csv");
+
+    // Orders: what they sold was on sale.
+    let order: HashMap<&str, &Vec<String>> = orders.rows.iter().map(|r| (r[0].as_str(), r)).collect();
+    let (order_date, order_customer, status) = (
+        orders.col("order_date"),
+        orders.col("customer_no"),
+        orders.col("status"),
+    );
+    let launched: HashMap<String, i64> = catalogue().into_iter().map(|p| (p.sku, p.launched)).collect();
+    for row in &lines.rows {
+        let sold_on = day(&order[row[0].as_str()][order_date]);
+        assert!(
+            launched[&row[2]] <= sold_on,
+            "{} sold on {sold_on} before its launch",
+            row[2]
+        );
+    }
+
+    // Invoices bill the order's customer after the order; payments never exceed them nor precede them.
+    let (inv_order, inv_customer, inv_date, gross) = (
+        invoices.col("order_no"),
+        invoices.col("customer_no"),
+        invoices.col("invoice_date"),
+        invoices.col("gross_amount"),
+    );
+    let invoice: HashMap<&str, &Vec<String>> = invoices.rows.iter().map(|r| (r[0].as_str(), r)).collect();
+    for row in &invoices.rows {
+        let o = order[row[inv_order].as_str()];
+        assert_eq!(
+            row[inv_customer], o[order_customer],
+            "invoice {} bills the order's customer",
+            row[0]
+        );
+        assert!(
+            day(&row[inv_date]) >= day(&o[order_date]),
+            "invoice {} after its order",
+            row[0]
+        );
+        assert_eq!(o[status], "COMPLETED", "only completed orders are invoiced");
+    }
+    let mut paid: HashMap<&str, i64> = HashMap::new();
+    let (pay_invoice, pay_date, amount) = (
+        payments.col("invoice_no"),
+        payments.col("payment_date"),
+        payments.col("amount"),
+    );
+    for row in &payments.rows {
+        let i = invoice[row[pay_invoice].as_str()];
+        assert!(
+            day(&row[pay_date]) >= day(&i[inv_date]),
+            "payment {} after its invoice",
+            row[0]
+        );
+        *paid.entry(row[pay_invoice].as_str()).or_default() += cents(&row[amount]);
+    }
+    for (invoice_no, total) in paid {
+        assert!(
+            total <= cents(&invoice[invoice_no][gross]),
+            "{invoice_no} paid {total} cents, more than billed"
+        );
+    }
+
+    // Returns come back after delivery, from delivered orders only.
+    let (ret_order, ret_date) = (returns.col("order_no"), returns.col("return_date"));
+    for row in &returns.rows {
+        let o = order[row[ret_order].as_str()];
+        assert_eq!(o[status], "COMPLETED", "return {} of a {} order", row[0], o[status]);
+        assert!(
+            day(&row[ret_date]) > day(&o[order_date]),
+            "return {} after its order",
+            row[0]
+        );
+    }
+
+    // CRM events involve contacts of the same account who had already joined.
+    let contact: HashMap<&str, (&str, i64)> = contacts
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str(),
+                (
+                    r[contacts.col("AccountId")].as_str(),
+                    day(&r[contacts.col("CreatedDate")]),
+                ),
+            )
+        })
+        .collect();
+    let (t_account, t_contact, t_created) = (
+        tickets.col("AccountId"),
+        tickets.col("ContactId"),
+        tickets.col("CreatedDate"),
+    );
+    for row in &tickets.rows {
+        let (account, joined) = contact[row[t_contact].as_str()];
+        assert_eq!(account, row[t_account], "ticket {}: contact of another account", row[0]);
+        assert!(
+            joined <= day(&row[t_created]),
+            "ticket {}: contact had not joined yet",
+            row[0]
+        );
+    }
+    let reached: HashSet<(&str, &str)> = members
+        .rows
+        .iter()
+        .filter(|r| r[members.col("IsControl")] == "false")
+        .map(|r| {
+            (
+                r[members.col("CampaignId")].as_str(),
+                r[members.col("AccountId")].as_str(),
+            )
+        })
+        .collect();
+    let mut campaign_emails = 0;
+    for activity in ndjson("crm/activities.ndjson") {
+        let (account, joined) = contact[activity["WhoId"].as_str().unwrap()];
+        assert_eq!(
+            account,
+            activity["AccountId"].as_str().unwrap(),
+            "activity with a contact of another account"
+        );
+        assert!(
+            joined <= day(activity["ActivityDate"].as_str().unwrap()),
+            "activity before its contact joined"
+        );
+        if let Some(campaign) = activity["CampaignId"].as_str() {
+            campaign_emails += 1;
+            assert!(
+                reached.contains(&(campaign, account)),
+                "campaign e-mail to an account the campaign did not reach"
+            );
+        }
+    }
+    assert!(campaign_emails > 0, "some e-mails belong to campaigns");
+
+    // Conversions: the member's own customer, a real order, after the send.
+    let customer_of_account: HashMap<&str, &str> = identity
+        .rows
+        .iter()
+        .filter(|r| !r[1].is_empty())
+        .map(|r| (r[1].as_str(), r[0].as_str()))
+        .collect();
+    let customer_of_erp: HashMap<&str, &str> = identity
+        .rows
+        .iter()
+        .filter(|r| !r[2].is_empty())
+        .map(|r| (r[2].as_str(), r[0].as_str()))
+        .collect();
+    let (m_account, m_sent, m_order) = (
+        members.col("AccountId"),
+        members.col("SentDate"),
+        members.col("ConvertedOrderNo"),
+    );
+    for row in members.rows.iter().filter(|r| !r[m_order].is_empty()) {
+        let o = order[row[m_order].as_str()];
+        assert_ne!(o[status], "CANCELLED", "conversion to a cancelled order");
+        assert!(day(&o[order_date]) >= day(&row[m_sent]), "conversion before the send");
+        assert_eq!(
+            customer_of_erp[o[order_customer].as_str()],
+            customer_of_account[row[m_account].as_str()]
+        );
+    }
 }

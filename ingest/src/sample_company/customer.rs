@@ -8,9 +8,6 @@
 //! - promotions cut prices and lift quantities by the category's elasticity, campaigns lift the
 //!   orders of the customers they reach, and some products are bought together.
 
-use std::io;
-
-use super::Exports;
 use super::calendar::{Day, weekday};
 use super::export::{push_int, push_json_string, push_timestamp};
 use super::names::{
@@ -18,6 +15,7 @@ use super::names::{
 };
 use super::random::{Rng, mix64};
 use super::world::{CATEGORIES, CHANNELS, NCAT, WEEKLY_B2B, WEEKLY_WEB, World, base62, stream};
+use super::{Exports, SampleError};
 
 /// Sequence numbers shared by all customers (ERP numbers are sequential, as ERPs hand them out).
 #[derive(Debug, Default)]
@@ -180,6 +178,7 @@ impl Identity {
 
 struct Contact {
     id: String,
+    created: Day,
     first: &'static str,
     last: &'static str,
     email: String,
@@ -195,6 +194,25 @@ struct Membership {
     clicked: bool,
     responded: bool,
     converted: Option<u64>,
+}
+
+impl Membership {
+    /// The days of the window on which the campaign reaches this member: from the send to the
+    /// campaign's end, never for the control group.
+    fn reached_days(&self, world: &World) -> Option<std::ops::RangeInclusive<Day>> {
+        let end = world.campaigns[self.campaign].end.min(world.end);
+        (!self.control).then(|| self.sent.max(world.start)..=end)
+    }
+
+    fn reached_on(&self, world: &World, day: Day) -> bool {
+        self.reached_days(world).is_some_and(|days| days.contains(&day))
+    }
+}
+
+/// A contact who already worked at the customer on `day` (the first one always did).
+fn contact_on(rng: &mut Rng, contacts: &[Contact], day: Day) -> usize {
+    let known = contacts.partition_point(|c| c.created <= day).max(1);
+    rng.below(known as u64) as usize
 }
 
 struct LineDraft {
@@ -276,13 +294,13 @@ fn vat_rate(code: &str) -> i64 {
 
 impl Simulation<'_> {
     /// Simulate customer `index` and write every row that concerns it.
-    pub fn customer(&mut self, index: u64) -> io::Result<()> {
+    pub fn customer(&mut self, index: u64) -> Result<(), SampleError> {
         let world = self.world;
         let mut rng = Rng::new(self.seed, stream::CUSTOMER, index);
 
         // Who they are.
-        let weights: Vec<f64> = COUNTRIES.iter().map(|c| c.weight).collect();
-        let country: &Country = &COUNTRIES[rng.weighted(&weights)];
+        let country_index = rng.cumulative(&world.country_weights);
+        let country: &Country = &COUNTRIES[country_index];
         let (city, area) = rng.pick(country.cities);
         let segment = match rng.f64() {
             x if x < 0.70 => Segment::Smb,
@@ -333,12 +351,12 @@ impl Simulation<'_> {
         let first_active = if created < world.start {
             world.start
         } else {
-            created + rng.below(15) as Day
+            (created + rng.below(15) as Day).min(world.end)
         };
 
         // Whether and when they leave: unhappy customers leave sooner.
-        let annual = (traits.annual_churn * (-0.6 * satisfaction).exp()).min(0.9);
-        let hazard = -(1.0 - annual).ln() / 365.25;
+        let annual = (traits.annual_churn * libm::exp(-0.6 * satisfaction)).min(0.9);
+        let hazard = -libm::log(1.0 - annual) / 365.25;
         let mut churn = first_active + rng.exponential(hazard) as Day;
         churn = churn.max(first_active + 150);
         let churn = (identity.in_erp() && churn <= world.end).then_some(churn);
@@ -360,10 +378,7 @@ impl Simulation<'_> {
         };
         let weekly = weekly_of(channel);
         let web = CHANNELS[channel] == "Web";
-        let region_reps: Vec<usize> = (0..world.reps.len())
-            .filter(|&r| world.reps[r].region == country.region)
-            .collect();
-        let rep = &world.reps[rng.pick(&region_reps)];
+        let rep = &world.reps[rng.pick(&world.reps_by_country[country_index])];
         let mut preference = [0.0; NCAT];
         for _ in 0..3 {
             preference[rng.below(NCAT as u64) as usize] += rng.gamma(2.0, 1.0);
@@ -377,8 +392,8 @@ impl Simulation<'_> {
 
         // The people at the customer.
         let n_contacts = 1 + rng.poisson(traits.contacts - 1.0).min(15) as usize;
-        let contacts: Vec<Contact> = (0..n_contacts)
-            .map(|_| {
+        let mut contacts: Vec<Contact> = (0..n_contacts)
+            .map(|k| {
                 self.counters.contact += 1;
                 let first = rng.pick(FIRST_NAMES);
                 let last = rng.pick(LAST_NAMES);
@@ -388,8 +403,18 @@ impl Simulation<'_> {
                 slug(last, &mut email);
                 email.push('@');
                 email.push_str(&domain);
+                // The first contact comes with the account; others join later, while it is a customer.
+                let joined = if k == 0 {
+                    created
+                } else {
+                    (created + rng.below(400) as Day)
+                        .min(world.end)
+                        .min(active_until - 1)
+                        .max(created)
+                };
                 Contact {
                     id: crm_id(self.seed, "003", 3, self.counters.contact),
+                    created: joined,
                     first,
                     last,
                     email,
@@ -397,6 +422,8 @@ impl Simulation<'_> {
                 }
             })
             .collect();
+        // In joining order, so that `contact_on` can find who was there on a given day.
+        contacts.sort_by_key(|c| c.created);
         let billing_email = contacts[0].email.clone();
 
         let account_id = identity.in_crm().then(|| crm_id(self.seed, "001", 1, index));
@@ -449,10 +476,7 @@ impl Simulation<'_> {
                     rng.between(2_000_000, 9_999_999)
                 ));
                 t.text(contact.title);
-                t.timestamp(
-                    (created + rng.below(400) as Day).min(world.end),
-                    rng.between(28_800, 64_800) as u32,
-                );
+                t.timestamp(contact.created, rng.between(28_800, 64_800) as u32);
                 t.end_row()?;
             }
         }
@@ -546,7 +570,8 @@ impl Simulation<'_> {
         if identity.in_crm() {
             let p_member = if segment == Segment::Enterprise { 0.6 } else { 0.35 };
             for (c, campaign) in world.campaigns.iter().enumerate() {
-                let reachable = campaign.start >= created && campaign.start < active_until;
+                let reachable =
+                    campaign.start >= created && campaign.start < active_until && campaign.start <= world.end;
                 if !reachable || !rng.chance(p_member) {
                     continue;
                 }
@@ -558,9 +583,11 @@ impl Simulation<'_> {
                 let responded = clicked && rng.chance(0.45);
                 memberships.push(Membership {
                     campaign: c,
-                    contact: rng.below(contacts.len() as u64) as usize,
+                    contact: contact_on(&mut rng, &contacts, campaign.start),
                     control,
-                    sent: campaign.start + rng.below(3) as Day,
+                    sent: (campaign.start + rng.below(3) as Day)
+                        .min(world.end)
+                        .min(active_until - 1),
                     opened,
                     clicked,
                     responded,
@@ -568,12 +595,10 @@ impl Simulation<'_> {
                 });
             }
         }
-        let boost = &mut self.scratch.rate_boost;
-        for m in memberships.iter().filter(|m| !m.control) {
-            let campaign = &world.campaigns[m.campaign];
+        for m in &memberships {
             let lift = if m.responded { 1.5 } else { 1.1 };
-            for day in campaign.start.max(world.start)..=campaign.end.min(world.end) {
-                boost[(day - world.start) as usize] *= lift;
+            for day in m.reached_days(world).into_iter().flatten() {
+                self.scratch.rate_boost[(day - world.start) as usize] *= lift;
             }
         }
 
@@ -588,13 +613,15 @@ impl Simulation<'_> {
         let life_start = created.max(world.start);
         let life_end = if identity.in_erp() { active_until } else { world.end + 1 };
         for day in life_start..life_end {
+            // One draw a day decides all three: this loop runs for every customer and day.
+            let [order_draw, ticket_draw, interaction_draw] = rng.three_uniforms();
             let decline = decline_progress(day);
             if identity.in_erp() && day >= first_active {
                 let lambda = order_rate
                     * world.order_intensity(day, web)
                     * (1.0 - 0.8 * decline)
                     * self.scratch.rate_boost[(day - world.start) as usize];
-                if rng.f64() < lambda {
+                if order_draw < lambda {
                     let erp_number = if erp_numbers.len() > 1 && day >= duplicate_from {
                         erp_numbers[1]
                     } else {
@@ -619,11 +646,11 @@ impl Simulation<'_> {
                 }
             }
             if let Some(account_id) = &account_id {
-                if day >= first_active && rng.f64() < ticket_rate * (1.0 + 3.0 * decline) * weekly[weekday(day)] {
+                if day >= first_active && ticket_draw < ticket_rate * (1.0 + 3.0 * decline) * weekly[weekday(day)] {
                     self.ticket(&mut rng, day, account_id, &contacts, satisfaction, decline, late_payer)?;
                 }
                 let inbound_bias = 0.3 + 0.3 * decline;
-                if rng.f64() < interaction_rate * (1.0 + decline) * WEEKLY_B2B[weekday(day)] {
+                if interaction_draw < interaction_rate * (1.0 + decline) * WEEKLY_B2B[weekday(day)] {
                     self.interaction(
                         &mut rng,
                         day,
@@ -658,9 +685,8 @@ impl Simulation<'_> {
                 }
             }
         }
-        for m in memberships.iter().filter(|m| !m.control) {
-            let campaign = &world.campaigns[m.campaign];
-            for day in campaign.start.max(world.start)..=campaign.end.min(world.end) {
+        for m in &memberships {
+            for day in m.reached_days(world).into_iter().flatten() {
                 self.scratch.rate_boost[(day - world.start) as usize] = 1.0;
             }
         }
@@ -675,7 +701,7 @@ impl Simulation<'_> {
                         .orders
                         .iter()
                         .find(|(day, _, mask)| {
-                            *day >= campaign.start && *day <= campaign.end + 14 && mask & (1 << campaign.category) != 0
+                            *day >= m.sent && *day <= campaign.end + 14 && mask & (1 << campaign.category) != 0
                         })
                         .map(|o| o.1);
                 }
@@ -769,7 +795,7 @@ impl Simulation<'_> {
         Ok(())
     }
 
-    fn order(&mut self, rng: &mut Rng, day: Day, ctx: &OrderContext<'_>) -> io::Result<()> {
+    fn order(&mut self, rng: &mut Rng, day: Day, ctx: &OrderContext<'_>) -> Result<(), SampleError> {
         let world = self.world;
         self.counters.order += 1;
         let order_no = self.counters.order;
@@ -782,9 +808,8 @@ impl Simulation<'_> {
         let mut acc = 0.0;
         for (c, slot) in cumulative.iter_mut().enumerate() {
             let mut w = ctx.preference[c] * world.season(day, c);
-            for m in ctx.memberships.iter().filter(|m| !m.control) {
-                let campaign = &world.campaigns[m.campaign];
-                if campaign.category == c && day >= campaign.start && day <= campaign.end {
+            for m in ctx.memberships {
+                if world.campaigns[m.campaign].category == c && m.reached_on(world, day) {
                     w *= if m.responded { 4.0 } else { 1.4 };
                 }
             }
@@ -813,7 +838,11 @@ impl Simulation<'_> {
                 let product = &world.products[p];
                 let category = &CATEGORIES[product.category];
                 let promo_bp = world.promotion(day, product.category).map_or(0, |c| c.discount_bp);
-                let lift = (1.0 - promo_bp as f64 / 10_000.0).powf(-category.elasticity);
+                let lift = if promo_bp == 0 {
+                    1.0
+                } else {
+                    libm::pow(1.0 - promo_bp as f64 / 10_000.0, -category.elasticity)
+                };
                 let quantity = (category.quantity * ctx.quantity * lift * rng.lognormal(-0.18, 0.6))
                     .round()
                     .max(1.0) as i64;
@@ -892,7 +921,8 @@ impl Simulation<'_> {
             self.demand
                 .add(warehouse, line.product, day_index, line.quantity as u32);
             let category = &CATEGORIES[product.category];
-            if rng.chance(category.return_rate * (1.0 + 1.5 * ctx.decline)) {
+            // Only delivered orders come back; open ones have not shipped yet.
+            if status == "COMPLETED" && rng.chance(category.return_rate * (1.0 + 1.5 * ctx.decline)) {
                 let returned_on = day + 3 + rng.below(28) as Day;
                 if returned_on <= world.end {
                     self.counters.sales_return += 1;
@@ -917,7 +947,9 @@ impl Simulation<'_> {
                 }
             }
         }
-        self.scratch.orders.push((day, order_no, mask));
+        if status != "CANCELLED" {
+            self.scratch.orders.push((day, order_no, mask));
+        }
 
         if status == "COMPLETED" {
             self.invoice(rng, day, &order_id, total, ctx)?;
@@ -925,7 +957,14 @@ impl Simulation<'_> {
         Ok(())
     }
 
-    fn invoice(&mut self, rng: &mut Rng, day: Day, order_id: &str, net: i64, ctx: &OrderContext<'_>) -> io::Result<()> {
+    fn invoice(
+        &mut self,
+        rng: &mut Rng,
+        day: Day,
+        order_id: &str,
+        net: i64,
+        ctx: &OrderContext<'_>,
+    ) -> Result<(), SampleError> {
         let end = self.world.end;
         self.counters.invoice += 1;
         let invoice_no = format!("INV-{:09}", self.counters.invoice);
@@ -1003,7 +1042,7 @@ impl Simulation<'_> {
         satisfaction: f64,
         decline: f64,
         late_payer: bool,
-    ) -> io::Result<()> {
+    ) -> Result<(), SampleError> {
         self.counters.case += 1;
         let opened_at = rng.between(25_200, 68_400) as u32;
         let category = match rng.weighted(&[0.3, if late_payer { 0.3 } else { 0.12 }, 0.2, 0.1, 0.15, 0.08]) {
@@ -1027,7 +1066,7 @@ impl Simulation<'_> {
         let t = &mut self.exports.tickets;
         t.text(&format!("{:08}", self.counters.case));
         t.text(account_id);
-        t.text(&contacts[rng.below(contacts.len() as u64) as usize].id);
+        t.text(&contacts[contact_on(rng, contacts, day)].id);
         t.text(rng.pick(&["Phone", "Email", "Web", "Chat"]));
         t.text(category);
         t.text(priority);
@@ -1063,7 +1102,7 @@ impl Simulation<'_> {
         satisfaction: f64,
         decline: f64,
         memberships: &[Membership],
-    ) -> io::Result<()> {
+    ) -> Result<(), SampleError> {
         self.counters.activity += 1;
         let meeting_share = if segment == Segment::Enterprise { 0.2 } else { 0.05 };
         let (kind, duration, outcomes): (&str, i64, &[&str]) = match rng.weighted(&[0.40, 0.35, meeting_share, 0.15]) {
@@ -1079,8 +1118,8 @@ impl Simulation<'_> {
         let inbound = kind != "Meeting" && rng.chance(inbound_bias);
         let campaign = memberships
             .iter()
-            .map(|m| &self.world.campaigns[m.campaign])
-            .find(|c| kind == "Email" && !inbound && day >= c.start && day <= c.end);
+            .find(|m| kind == "Email" && !inbound && m.reached_on(self.world, day))
+            .map(|m| &self.world.campaigns[m.campaign]);
         let id = crm_id(self.seed, "00T", 7, self.counters.activity);
         let buf = self.exports.activities.raw();
         buf.extend_from_slice(b"{\"Id\":");
@@ -1090,7 +1129,7 @@ impl Simulation<'_> {
         buf.extend_from_slice(b",\"AccountId\":");
         push_json_string(buf, account_id);
         buf.extend_from_slice(b",\"WhoId\":");
-        push_json_string(buf, &contacts[rng.below(contacts.len() as u64) as usize].id);
+        push_json_string(buf, &contacts[contact_on(rng, contacts, day)].id);
         buf.extend_from_slice(b",\"ActivityDate\":\"");
         push_timestamp(buf, day, rng.between(27_000, 66_600) as u32);
         buf.extend_from_slice(b"\",\"Direction\":");
@@ -1137,7 +1176,7 @@ impl Simulation<'_> {
         source: &str,
         created: Day,
         converted: Option<(Day, &str)>,
-    ) -> io::Result<()> {
+    ) -> Result<(), SampleError> {
         self.counters.lead += 1;
         let t = &mut self.exports.leads;
         t.text(&crm_id(self.seed, "00Q", 5, self.counters.lead));
@@ -1177,7 +1216,7 @@ impl Simulation<'_> {
         deal_size: f64,
         win: f64,
         owner: &str,
-    ) -> io::Result<()> {
+    ) -> Result<(), SampleError> {
         self.counters.opportunity += 1;
         let close = created + 20 + rng.below(130) as Day;
         let amount = (deal_size * rng.lognormal(0.0, 0.7) * 100.0).round() as i64;

@@ -104,13 +104,21 @@ pub enum SampleError {
     #[error("invalid sample options: {0}")]
     InvalidOptions(String),
     /// Writing an export failed.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         /// The file or directory.
         path: PathBuf,
         /// The I/O error.
         source: io::Error,
     },
+}
+
+/// Turn an I/O error on `path` into a [`SampleError`] that names the file.
+fn write_failed(path: &Path) -> impl FnOnce(io::Error) -> SampleError + '_ {
+    move |source| SampleError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Progress of a run, reported to the caller's callback.
@@ -146,7 +154,7 @@ pub struct Exports {
 const CSV: Format = Format::Delimited(b',');
 
 impl Exports {
-    fn create(root: &Path) -> io::Result<Self> {
+    fn create(root: &Path) -> Result<Self, SampleError> {
         let f = |path: &str, format: Format, header: &[&str]| ExportFile::create(root, path, format, header);
         Ok(Self {
             accounts: f(
@@ -367,7 +375,7 @@ impl Exports {
         })
     }
 
-    fn finish(self) -> io::Result<Vec<(String, u64)>> {
+    fn finish(self) -> Result<Vec<(String, u64)>, SampleError> {
         [
             self.accounts,
             self.contacts,
@@ -392,17 +400,25 @@ impl Exports {
 }
 
 impl SampleOptions {
-    fn validate(&self) -> Result<Day, SampleError> {
+    /// Check the options, returning the window's last day. Messages name the option as both the
+    /// command line (`--years`) and the configuration (`sample.years`) spell it.
+    pub fn validate(&self) -> Result<Day, SampleError> {
         let bad = |msg: String| Err(SampleError::InvalidOptions(msg));
         if self.customers == 0 {
-            return bad("--customers must be at least 1".into());
+            return bad("customers (--customers, sample.customers) must be at least 1".into());
         }
         if !(1..=20).contains(&self.years) {
-            return bad(format!("--years must be between 1 and 20, got {}", self.years));
+            return bad(format!(
+                "years (--years, sample.years) must be between 1 and 20, got {}",
+                self.years
+            ));
         }
         match parse_iso(&self.end_date) {
             Some(day) => Ok(day),
-            None => bad(format!("end date {:?} is not a valid YYYY-MM-DD date", self.end_date)),
+            None => bad(format!(
+                "end date (--end-date, sample.end_date) {:?} is not a valid YYYY-MM-DD date",
+                self.end_date
+            )),
         }
     }
 }
@@ -414,20 +430,16 @@ pub fn generate(
     mut progress: impl FnMut(Progress),
 ) -> Result<Manifest, SampleError> {
     let end = options.validate()?;
-    let write_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| SampleError::Write { path, source }
-    };
-    fs::create_dir_all(out).map_err(write_err(out))?;
+    fs::create_dir_all(out).map_err(write_failed(out))?;
     let world = World::new(options.seed, end, options.years);
     let days = (world.end - world.start + 1) as usize;
 
     let mut files = Vec::new();
-    files.push(write_products(out, &world).map_err(write_err(&out.join("erp/products.txt")))?);
-    files.push(write_price_lists(out, &world).map_err(write_err(&out.join("erp/price_lists.csv")))?);
-    files.push(write_campaigns(out, &world).map_err(write_err(&out.join("crm/campaigns.csv")))?);
+    files.push(write_products(out, &world)?);
+    files.push(write_price_lists(out, &world)?);
+    files.push(write_campaigns(out, &world)?);
 
-    let mut exports = Exports::create(out).map_err(write_err(out))?;
+    let mut exports = Exports::create(out)?;
     let mut counters = Counters::default();
     let mut demand = Demand::new(WAREHOUSES.len(), world.products.len(), days);
     let mut scratch = Scratch::new(days);
@@ -441,7 +453,7 @@ pub fn generate(
     };
     let mut last_report = Instant::now();
     for index in 0..options.customers {
-        sim.customer(index).map_err(write_err(out))?;
+        sim.customer(index)?;
         if index + 1 == options.customers || (index % 64 == 0 && last_report.elapsed().as_millis() >= 100) {
             last_report = Instant::now();
             progress(Progress {
@@ -451,11 +463,8 @@ pub fn generate(
             });
         }
     }
-    files.extend(exports.finish().map_err(write_err(out))?);
-    files.push(
-        write_inventory(out, &world, &demand, options.seed)
-            .map_err(write_err(&out.join("erp/inventory_snapshots.csv.gz")))?,
-    );
+    files.extend(exports.finish()?);
+    files.push(write_inventory(out, &world, &demand, options.seed)?);
 
     let mut exported: Vec<ExportedFile> = files
         .into_iter()
@@ -470,7 +479,7 @@ pub fn generate(
     };
     let json = serde_json::to_vec_pretty(&manifest).expect("a manifest always serialises");
     let path = out.join("manifest.json");
-    fs::write(&path, json).map_err(write_err(&path))?;
+    fs::write(&path, json).map_err(write_failed(&path))?;
     Ok(manifest)
 }
 
@@ -487,7 +496,7 @@ pub const PRODUCT_COLUMNS: [(&str, usize); 9] = [
     ("LAUNCHED", 8),
 ];
 
-fn write_products(out: &Path, world: &World) -> io::Result<(String, u64)> {
+fn write_products(out: &Path, world: &World) -> Result<(String, u64), SampleError> {
     let mut file = ExportFile::create(out, "erp/products.txt", Format::FixedWidth, &[])?;
     let buf = file.raw();
     for (name, width) in PRODUCT_COLUMNS {
@@ -515,7 +524,7 @@ fn write_products(out: &Path, world: &World) -> io::Result<(String, u64)> {
     file.finish()
 }
 
-fn write_price_lists(out: &Path, world: &World) -> io::Result<(String, u64)> {
+fn write_price_lists(out: &Path, world: &World) -> Result<(String, u64), SampleError> {
     let mut file = ExportFile::create(
         out,
         "erp/price_lists.csv",
@@ -539,23 +548,33 @@ fn write_price_lists(out: &Path, world: &World) -> io::Result<(String, u64)> {
             file.end_row()?;
         }
     }
+    // A promotion's price follows the list price of the year: a campaign over New Year has one
+    // price-list row per calendar year it covers.
     for campaign in &world.campaigns {
-        for &p in &world.by_category[campaign.category] {
-            let product = &world.products[p];
-            let price = product.price[world.year_index(campaign.start)];
-            file.text(&format!("PROMO-{}", &campaign.id));
-            file.text(&product.sku);
-            file.date(campaign.start);
-            file.date(campaign.end);
-            file.money((price * (10_000 - campaign.discount_bp) + 5_000) / 10_000);
-            file.text("EUR");
-            file.end_row()?;
+        let (first_year, ..) = civil(campaign.start);
+        let (final_year, ..) = civil(campaign.end);
+        for year in first_year..=final_year {
+            let from = campaign.start.max(calendar::day_of(year, 1, 1));
+            let to = campaign.end.min(calendar::day_of(year, 12, 31));
+            for &p in &world.by_category[campaign.category] {
+                let product = &world.products[p];
+                let Some(price) = product.price.get(world.year_index(from)) else {
+                    continue;
+                };
+                file.text(&format!("PROMO-{}", &campaign.id));
+                file.text(&product.sku);
+                file.date(from);
+                file.date(to);
+                file.money((price * (10_000 - campaign.discount_bp) + 5_000) / 10_000);
+                file.text("EUR");
+                file.end_row()?;
+            }
         }
     }
     file.finish()
 }
 
-fn write_campaigns(out: &Path, world: &World) -> io::Result<(String, u64)> {
+fn write_campaigns(out: &Path, world: &World) -> Result<(String, u64), SampleError> {
     let mut file = ExportFile::create(
         out,
         "crm/campaigns.csv",
@@ -597,7 +616,7 @@ fn write_campaigns(out: &Path, world: &World) -> io::Result<(String, u64)> {
 /// Stock per warehouse, product and day under a reorder-point policy fed by the simulated demand:
 /// lead times of one to two weeks, reorder levels from the trailing four weeks, and the occasional
 /// stock-out when demand outruns them.
-fn write_inventory(out: &Path, world: &World, demand: &Demand, seed: u64) -> io::Result<(String, u64)> {
+fn write_inventory(out: &Path, world: &World, demand: &Demand, seed: u64) -> Result<(String, u64), SampleError> {
     let mut file = ExportFile::create(
         out,
         "erp/inventory_snapshots.csv.gz",

@@ -168,7 +168,7 @@ pub const NCAT: usize = CATEGORIES.len();
 #[inline]
 pub fn category_season(category: usize, day: Day) -> f64 {
     let (amplitude, peak) = CATEGORIES[category].season;
-    1.0 + amplitude * (std::f64::consts::TAU * (year_fraction(day) - peak)).cos()
+    1.0 + amplitude * libm::cos(std::f64::consts::TAU * (year_fraction(day) - peak))
 }
 
 /// How a B2B distributor's orders spread over the week, Monday first.
@@ -180,7 +180,7 @@ pub const WEEKLY_WEB: [f64; 7] = [1.10, 1.05, 1.02, 1.00, 0.97, 0.50, 0.36];
 /// between Christmas and New Year.
 pub fn yearly_factor(day: Day) -> f64 {
     let (_, month, dom) = civil(day);
-    let base = 1.0 + 0.12 * (std::f64::consts::TAU * (year_fraction(day) - 0.80)).cos();
+    let base = 1.0 + 0.12 * libm::cos(std::f64::consts::TAU * (year_fraction(day) - 0.80));
     let holiday = match (month, dom) {
         (12, 24..=31) | (1, 1) => 0.25,
         (8, _) => 0.82,
@@ -264,6 +264,10 @@ pub struct World {
     pub campaigns: Vec<Campaign>,
     /// Sales reps.
     pub reps: Vec<SalesRep>,
+    /// Per country (in `COUNTRIES` order), the reps covering its region.
+    pub reps_by_country: Vec<Vec<usize>>,
+    /// Cumulative country weights, for drawing a customer's country.
+    pub country_weights: Vec<f64>,
     /// Per category, the indices of its products.
     pub by_category: Vec<Vec<usize>>,
     /// Per quarter of the window and category, cumulative product weights (launch and trend).
@@ -315,11 +319,11 @@ impl World {
                 let increase = 0.01 + 0.05 * rng.f64();
                 let cost_increase = (increase + 0.01 * rng.normal()).min(increase + 0.02);
                 let price: Vec<i64> = (0..n_years)
-                    .map(|y| (list * (1.0 + increase).powi(y as i32)).round().max(50.0) as i64)
+                    .map(|y| (list * libm::pow(1.0 + increase, y as f64)).round().max(50.0) as i64)
                     .collect();
                 let cost = (0..n_years)
                     .map(|y| {
-                        (list * cost_ratio * (1.0 + cost_increase).powi(y as i32))
+                        (list * cost_ratio * libm::pow(1.0 + cost_increase, y as f64))
                             .round()
                             .max(20.0) as i64
                     })
@@ -344,7 +348,7 @@ impl World {
                     cost,
                     trend: 0.12 * rng.normal(),
                     // Zipf-like: a few products sell most within each category.
-                    popularity: 1.0 / (1.0 + rank as f64).powf(0.9),
+                    popularity: 1.0 / libm::pow(1.0 + rank as f64, 0.9),
                     partner: None,
                 });
             }
@@ -373,7 +377,7 @@ impl World {
                                 let product = &products[p];
                                 if product.launched <= day {
                                     let age = (day - start) as f64 / 365.25;
-                                    acc += product.popularity * (1.0 + product.trend).max(0.2).powf(age);
+                                    acc += product.popularity * libm::pow((1.0 + product.trend).max(0.2), age);
                                 }
                                 acc
                             })
@@ -406,6 +410,17 @@ impl World {
             }
         }
 
+        let reps_by_country = COUNTRIES
+            .iter()
+            .map(|c| (0..reps.len()).filter(|&r| reps[r].region == c.region).collect())
+            .collect();
+        let country_weights = COUNTRIES
+            .iter()
+            .scan(0.0, |acc, c| {
+                *acc += c.weight;
+                Some(*acc)
+            })
+            .collect();
         let daily = (start..=end).map(|day| Daily::new(start, day)).collect();
         World {
             start,
@@ -414,6 +429,8 @@ impl World {
             products,
             campaigns,
             reps,
+            reps_by_country,
+            country_weights,
             by_category,
             quarter_weights,
             promotions,
@@ -475,9 +492,14 @@ fn make_campaigns(seed: u64, start: Day, end: Day) -> Vec<Campaign> {
         }
         // Marketing promotes what is in season: choose the category by its seasonal demand.
         let mid = first + 14;
-        let weights: Vec<f64> = (0..NCAT).map(|c| category_season(c, mid).powi(2)).collect();
+        let weights: Vec<f64> = (0..NCAT)
+            .map(|c| category_season(c, mid) * category_season(c, mid))
+            .collect();
         let category = rng.weighted(&weights);
         let begin = first + rng.below(10) as Day;
+        if begin > end {
+            break;
+        }
         let length = 14 + rng.below(15) as Day;
         let discount_bp = 500 * (1 + rng.below(4) as i64);
         let kind = rng.pick(&KINDS);
@@ -492,7 +514,9 @@ fn make_campaigns(seed: u64, start: Day, end: Day) -> Vec<Campaign> {
             6..=8 => "Summer",
             _ => "Autumn",
         };
-        campaigns.push(Campaign {
+        // With a window starting mid-month, the first month's campaign may begin before it.
+        let within = begin >= start;
+        let campaign = Campaign {
             id,
             name: format!("{year}-{month:02} {season} {} {kind}", CATEGORIES[category].name),
             kind,
@@ -502,7 +526,10 @@ fn make_campaigns(seed: u64, start: Day, end: Day) -> Vec<Campaign> {
             end: begin + length - 1,
             budget,
             actual_cost: (budget as f64 * (0.8 + 0.3 * rng.f64())) as i64,
-        });
+        };
+        if within {
+            campaigns.push(campaign);
+        }
         if month == 12 {
             year += 1;
             month = 1;
