@@ -9,18 +9,22 @@ use std::sync::OnceLock;
 
 use tributary_ingest::sample_company::{Manifest, SampleOptions, generate};
 
+/// A company generated into a fresh temporary directory, removed when the directory is dropped.
+fn generated(options: &SampleOptions) -> (tempfile::TempDir, Manifest) {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = generate(options, dir.path(), |_| {}).unwrap();
+    (dir, manifest)
+}
+
 /// One company shared by the tests of this module: 3,000 customers over 3 years.
 fn company() -> &'static (tempfile::TempDir, Manifest) {
     static COMPANY: OnceLock<(tempfile::TempDir, Manifest)> = OnceLock::new();
     COMPANY.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let options = SampleOptions {
+        generated(&SampleOptions {
             customers: 3_000,
             seed: 11,
             ..SampleOptions::default()
-        };
-        let manifest = generate(&options, dir.path(), |_| {}).unwrap();
-        (dir, manifest)
+        })
     })
 }
 
@@ -235,14 +239,12 @@ fn fingerprint(root: &Path, manifest: &Manifest) -> u64 {
 /// update the constant in the same commit and say so.
 #[test]
 fn output_is_pinned_across_builds() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = SampleOptions {
+    let (dir, manifest) = generated(&SampleOptions {
         customers: 300,
         seed: 1,
         years: 1,
         ..SampleOptions::default()
-    };
-    let manifest = generate(&options, dir.path(), |_| {}).unwrap();
+    });
     let fingerprint = fingerprint(dir.path(), &manifest);
     assert_eq!(
         fingerprint, PINNED_FINGERPRINT,
@@ -835,14 +837,12 @@ fn nothing_happens_after_the_window_ends() {
 
 #[test]
 fn nothing_happens_after_a_window_that_ends_mid_month() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = SampleOptions {
+    let (dir, manifest) = generated(&SampleOptions {
         customers: 600,
         seed: 9,
         years: 2,
         end_date: "2026-06-17".into(),
-    };
-    let manifest = generate(&options, dir.path(), |_| {}).unwrap();
+    });
     assert_no_event_after(dir.path(), &manifest);
 }
 
