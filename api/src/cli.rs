@@ -32,6 +32,12 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Build the sample company in the data directory and show what to open next.
     Demo(DemoArgs),
+    /// Ingest the landing directory (or --from) into Delta tables: raw, staging, quarantine.
+    Ingest(IngestArgs),
+    /// Compact small files of tables (all, or those named as layer.name).
+    Optimize(MaintainArgs),
+    /// Delete data files that old table versions no longer need.
+    Vacuum(MaintainArgs),
     /// Print the configuration in force (defaults, file, environment and flags combined).
     Config,
 }
@@ -70,4 +76,40 @@ pub struct DemoArgs {
     /// Size and shape of the sample company.
     #[command(flatten)]
     pub sample: SampleArgs,
+}
+
+/// `tributary ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// A folder to scan instead of <data-dir>/landing, or with --table one file.
+    #[arg(long, value_name = "PATH")]
+    pub from: Option<PathBuf>,
+    /// Land the --from file as a plain table, `raw.NAME`, with no mapping.
+    #[arg(long, value_name = "raw.NAME")]
+    pub table: Option<String>,
+    /// Keep scanning for new files until interrupted.
+    #[arg(long)]
+    pub watch: bool,
+    /// How to print the batch reports.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// Output formats for reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns for people.
+    Table,
+    /// JSON for programs.
+    Json,
+}
+
+/// `tributary optimize` and `tributary vacuum`.
+#[derive(Debug, Args)]
+pub struct MaintainArgs {
+    /// Tables as layer.name (e.g. staging.order_line); all tables when none are named.
+    pub tables: Vec<String>,
+    /// vacuum: keep files needed by versions of the last this many hours.
+    #[arg(long, default_value_t = 168)]
+    pub retain_hours: u32,
 }

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use tributary_ingest::pipeline::Pipeline;
+use tributary_ingest::run::Pipelines;
 use tributary_ingest::sample_company::SampleOptions;
 use tributary_warehouse::limits::QueryLimits;
 
@@ -27,12 +29,27 @@ pub struct Config {
     pub limits: QueryLimits,
     /// The sample company built by `demo`.
     pub sample: SampleOptions,
+    /// Ingest settings.
+    pub ingest: IngestSettings,
+    /// Pipelines declared here; they run after the built-in sample company pipelines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pipelines: Vec<Pipeline>,
     /// Extra sources to ingest from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<Source>,
     /// Scheduled jobs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedules: Vec<Schedule>,
+}
+
+/// `[ingest]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    /// Use the built-in mappings of the sample company's exports.
+    pub sample_pipelines: bool,
+    /// Seconds between scans of the landing directory with `ingest --watch`.
+    pub watch_interval_secs: u64,
 }
 
 /// A listening address.
@@ -158,7 +175,22 @@ impl Config {
             });
         }
         config.validate_sources()?;
+        config.pipelines().map_err(|e| ConfigError::Invalid {
+            origin: origin_of("pipelines"),
+            message: e.to_string(),
+        })?;
         Ok(config)
+    }
+
+    /// The pipelines in force: the built-in ones (unless turned off), then the configured ones.
+    pub fn pipelines(&self) -> Result<Pipelines, tributary_ingest::pipeline::PipelineError> {
+        let mut all = if self.ingest.sample_pipelines {
+            Pipelines::sample_company()
+        } else {
+            Vec::new()
+        };
+        all.extend(self.pipelines.iter().cloned());
+        Pipelines::new(all)
     }
 
     fn validate_sources(&self) -> Result<(), ConfigError> {
@@ -327,6 +359,13 @@ mod tests {
             .to_string();
         assert!(
             err.contains("TRIBUTARY_HTTP__ADDR") && err.contains("`http.addr`") && err.contains("socket address"),
+            "{err}"
+        );
+
+        std::fs::write(&file, "[[pipelines]]\nname = \"orders\"\nfiles = \"*.csv\"\n[[pipelines.targets]]\nentity = \"sales_order\"\ncolumns.order_id = \"no\"\n").unwrap();
+        let err = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.toml") && err.contains("`customer_id` is required"),
             "{err}"
         );
 

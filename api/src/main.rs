@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod ingest;
 mod sample;
 
 use std::process::ExitCode;
@@ -36,7 +37,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::debug!(data_dir = %config.data_dir.display(), "configuration loaded");
     match cli.command {
         Command::Generate(args) => sample::generate(&config, args),
-        Command::Demo(args) => sample::demo(&config, args),
+        Command::Demo(args) => runtime()?.block_on(sample::demo(&config, args)),
+        Command::Ingest(args) => runtime()?.block_on(ingest::ingest(&config, args)),
+        Command::Optimize(args) => runtime()?.block_on(ingest::optimize(&config, args)),
+        Command::Vacuum(args) => runtime()?.block_on(ingest::vacuum(&config, args)),
         Command::Config => {
             print!("{}", config.to_toml());
             Ok(())
@@ -44,14 +48,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
 /// Logs go to stderr so that stdout stays clean for results; `TRIBUTARY_LOG` takes a tracing
 /// filter (`debug`, `tributary_ingest=trace`, ...) and wins over -v and -q.
 fn init_logging(verbose: u8, quiet: bool) {
+    // Our crates at the chosen level; libraries (Delta, DataFusion) only when they warn, since
+    // their info lines describe every snapshot they build.
     let default = match (quiet, verbose) {
-        (true, _) => "warn",
-        (false, 0) => "info",
-        (false, 1) => "debug",
-        (false, _) => "trace",
+        (true, _) => "warn".to_string(),
+        (false, 0) => {
+            "warn,tributary=info,tributary_ingest=info,tributary_warehouse=info,tributary_models=info".to_string()
+        }
+        (false, 1) => {
+            "info,tributary=debug,tributary_ingest=debug,tributary_warehouse=debug,tributary_models=debug".to_string()
+        }
+        (false, _) => {
+            "debug,tributary=trace,tributary_ingest=trace,tributary_warehouse=trace,tributary_models=trace".to_string()
+        }
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

@@ -55,7 +55,7 @@ pub fn generate(config: &Config, args: GenerateArgs) -> anyhow::Result<()> {
 }
 
 /// `tributary demo`.
-pub fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
+pub async fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     let data_dir = DataDir::new(&config.data_dir);
     let landing = data_dir.landing();
     let options = options(config, args.sample);
@@ -65,6 +65,15 @@ pub fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     );
     let (manifest, took) = generate_with_progress(&options, &landing)?;
     print_summary(&manifest, &landing, took);
+    println!();
+    println!(
+        "Ingesting into Delta tables under {}",
+        absolute(&data_dir.root().join("tables"))
+    );
+    let store = tributary_warehouse::store::Store::new(data_dir.clone());
+    let pipelines = config.pipelines()?;
+    let run = crate::ingest::ingest_once(config, &store, &pipelines, None).await?;
+    crate::ingest::print_report(&run, crate::cli::OutputFormat::Table)?;
     println!();
     println!("Next:");
     println!(

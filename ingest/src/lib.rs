@@ -11,4 +11,10 @@
 //! println!("{} order lines", manifest.rows("erp/sales_order_lines.csv").unwrap());
 //! ```
 
+pub mod batch;
+pub mod convert;
+pub mod entity;
+pub mod pipeline;
+pub mod run;
 pub mod sample_company;
+pub mod source;

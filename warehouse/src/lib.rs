@@ -13,3 +13,4 @@
 
 pub mod layout;
 pub mod limits;
+pub mod store;

@@ -44,7 +44,7 @@ pub struct ExportFile {
 
 enum Sink {
     Plain(BufWriter<File>),
-    Gzip(GzEncoder<BufWriter<File>>),
+    Gzip(Box<GzEncoder<BufWriter<File>>>),
 }
 
 impl ExportFile {
@@ -60,7 +60,7 @@ impl ExportFile {
         let file = BufWriter::with_capacity(1 << 16, File::create(&partial).map_err(write_failed(&partial))?);
         let out = match format {
             // Fast compression: the exports are written far more often than they are shipped.
-            Format::DelimitedGzip(_) => Sink::Gzip(GzEncoder::new(file, Compression::fast())),
+            Format::DelimitedGzip(_) => Sink::Gzip(Box::new(GzEncoder::new(file, Compression::fast()))),
             _ => Sink::Plain(file),
         };
         let delimiter = match format {

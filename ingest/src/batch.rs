@@ -1,0 +1,1202 @@
+//! One batch: the rows of one file (or push, or pull) through one pipeline, into `raw`, `staging`,
+//! `system.quarantine` and `system.ingest_log`, exactly once.
+//!
+//! The batch id is derived from the pipeline and the content hash, so the same bytes always make
+//! the same batch. Every table write carries the batch id as a Delta application transaction, and a
+//! write whose batch id is already in the table is skipped: a re-run after a crash completes the
+//! tables that were not yet written and adds nothing twice. The ingest log entry is written last; a
+//! batch found there is skipped without reading the file.
+//!
+//! Accounting: rows read = rows stored + rows quarantined + duplicates skipped. A row is checked
+//! against every target of its pipeline and stored in all of them or in none.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int64Array, Int64Builder, StringArray, StringBuilder, TimestampMicrosecondArray,
+};
+use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::DFSchema;
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
+use tributary_warehouse::layout::Layer;
+use tributary_warehouse::store::{Append, Store, StoreError};
+
+use crate::convert::{self, ColumnBuilder, ParseOptions, Value};
+use crate::pipeline::{Pipeline, ResolvedColumn, ResolvedTarget};
+use crate::source::file::{Next, RecordBuf, RecordReader, SourceError};
+
+/// Rows converted per chunk before their columns are finished.
+const CHUNK_ROWS: usize = 65_536;
+
+/// The quarantine table, in `system`.
+pub const QUARANTINE_TABLE: &str = "quarantine";
+/// The ingest log table, in `system`.
+pub const INGEST_LOG_TABLE: &str = "ingest_log";
+
+/// Why a batch stopped. Nothing of it is committed unless a table write finished.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The input cannot be read at all.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A table could not be read or written.
+    #[error(transparent)]
+    Store(Box<StoreError>),
+    /// A mapping expression failed on this data.
+    #[error("pipeline `{pipeline}`: column `{column}`: expression failed on {file}: {message}")]
+    Expression {
+        /// Pipeline.
+        pipeline: String,
+        /// Target column.
+        column: String,
+        /// Input name.
+        file: String,
+        /// DataFusion's message.
+        message: String,
+    },
+}
+
+impl From<StoreError> for IngestError {
+    fn from(e: StoreError) -> Self {
+        IngestError::Store(Box::new(e))
+    }
+}
+
+/// How a batch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatus {
+    /// Rows were committed (or there were none to commit).
+    Committed,
+    /// The same content was ingested by this pipeline before; nothing was read.
+    AlreadyIngested,
+    /// The input could not be read and was set aside.
+    Rejected,
+}
+
+/// What one target (staging table) received.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TargetReport {
+    /// Entity (staging table).
+    pub entity: String,
+    /// New keys.
+    pub inserted: u64,
+    /// Keys that existed with other values, now replaced.
+    pub updated: u64,
+    /// Rows identical to what was stored (or repeated in the input).
+    pub unchanged: u64,
+}
+
+/// The report of one batch: printed, stored in `system.ingest_log`, returned to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchReport {
+    /// `<pipeline>-<first 16 hex digits of the content hash>`.
+    pub batch_id: String,
+    /// Pipeline.
+    pub pipeline: String,
+    /// Source name.
+    pub source: String,
+    /// File, push or query.
+    pub file: String,
+    /// SHA-256 of the input bytes.
+    pub content_hash: String,
+    /// Outcome.
+    pub status: BatchStatus,
+    /// Records read (header excluded).
+    pub rows_read: u64,
+    /// Records stored in every target.
+    pub rows_stored: u64,
+    /// Records sent to quarantine.
+    pub rows_quarantined: u64,
+    /// Records identical to ones stored before or earlier in the input.
+    pub rows_duplicate: u64,
+    /// Per staging table.
+    pub targets: Vec<TargetReport>,
+    /// Why a batch was rejected or skipped.
+    pub message: Option<String>,
+}
+
+/// A quarantined row.
+#[derive(Debug, Clone)]
+struct Quarantined {
+    row: u64,
+    raw: String,
+    field: Option<String>,
+    reason: String,
+}
+
+/// Identifies an input for lineage and idempotence.
+#[derive(Debug, Clone)]
+pub struct InputId {
+    /// Source name.
+    pub source: String,
+    /// File path, push name or query.
+    pub file: String,
+    /// SHA-256 of the bytes, hex.
+    pub content_hash: String,
+}
+
+impl InputId {
+    /// The batch id for this input through `pipeline`.
+    pub fn batch_id(&self, pipeline: &str) -> String {
+        format!("{pipeline}-{}", &self.content_hash[..16.min(self.content_hash.len())])
+    }
+}
+
+fn marker(batch_id: &str) -> String {
+    format!("tributary.ingest.{batch_id}")
+}
+
+/// Whether this batch is recorded in the ingest log as committed.
+pub async fn already_ingested(store: &Store, batch_id: &str) -> Result<bool, StoreError> {
+    store
+        .has_marker(Layer::System, INGEST_LOG_TABLE, &marker(batch_id))
+        .await
+}
+
+/// Run one input through one pipeline. `progress` is called with the rows read so far.
+pub async fn ingest(
+    store: &Store,
+    pipeline: &Pipeline,
+    targets: &[ResolvedTarget],
+    input: &InputId,
+    mut reader: RecordReader,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<BatchReport, IngestError> {
+    let started = Utc::now();
+    let batch_id = input.batch_id(&pipeline.name);
+    let mut report = BatchReport {
+        batch_id: batch_id.clone(),
+        pipeline: pipeline.name.clone(),
+        source: input.source.clone(),
+        file: input.file.clone(),
+        content_hash: input.content_hash.clone(),
+        status: BatchStatus::Committed,
+        rows_read: 0,
+        rows_stored: 0,
+        rows_quarantined: 0,
+        rows_duplicate: 0,
+        targets: targets
+            .iter()
+            .map(|t| TargetReport {
+                entity: t.entity.name.to_string(),
+                ..TargetReport::default()
+            })
+            .collect(),
+        message: None,
+    };
+    if already_ingested(store, &batch_id).await? {
+        report.status = BatchStatus::AlreadyIngested;
+        report.message = Some(format!("batch {batch_id} holds this content already"));
+        return Ok(report);
+    }
+
+    let columns = reader.columns().to_vec();
+    for target in targets {
+        for col in &target.columns {
+            if let Some(from) = &col.rule.from
+                && !columns.iter().any(|c| c == from)
+            {
+                return Err(SourceError::MissingColumn {
+                    path: reader.name().to_path_buf(),
+                    field: from.clone(),
+                    found: describe_header(&columns),
+                }
+                .into());
+            }
+        }
+    }
+    let lineage = Lineage {
+        source: input.source.clone(),
+        file: input.file.clone(),
+        batch_id: batch_id.clone(),
+        ingested_at: started,
+    };
+    let mut conformer = Conformer::new(pipeline, targets, &columns);
+    let mut buf = RecordBuf::default();
+    let mut quarantined: Vec<Quarantined> = Vec::new();
+    let mut raw_batches = Vec::new();
+    let mut target_batches: Vec<Vec<RecordBatch>> = vec![Vec::new(); targets.len()];
+    loop {
+        match reader.next(&mut buf)? {
+            Next::End => break,
+            Next::Malformed {
+                row,
+                raw,
+                field,
+                reason,
+            } => {
+                report.rows_read += 1;
+                quarantined.push(Quarantined {
+                    row,
+                    raw,
+                    field,
+                    reason,
+                });
+            }
+            Next::Record => {
+                report.rows_read += 1;
+                if let Err(q) = conformer.push(&buf) {
+                    quarantined.push(q);
+                }
+                if conformer.len() >= CHUNK_ROWS {
+                    conformer.finish_chunk(&lineage, &mut raw_batches, &mut target_batches, &mut quarantined)?;
+                    progress(report.rows_read);
+                }
+            }
+        }
+    }
+    conformer.finish_chunk(&lineage, &mut raw_batches, &mut target_batches, &mut quarantined)?;
+    progress(report.rows_read);
+
+    // Checks that need the whole input (references, keys) drop rows from every target at once.
+    let mut finals: Vec<RecordBatch> = Vec::with_capacity(targets.len());
+    for (t, batches) in target_batches.into_iter().enumerate() {
+        let schema = conformer.target_schema(t);
+        finals.push(concat_batches(&schema, &batches).map_err(|e| expression_error(pipeline, "*", input, e))?);
+    }
+    let rejected = check_references(
+        store,
+        targets,
+        &finals,
+        &raw_lookup(&raw_batches, &columns),
+        &mut quarantined,
+    )
+    .await?;
+    let rejected = check_primary_key_conflicts(
+        targets,
+        &finals,
+        &raw_lookup(&raw_batches, &columns),
+        rejected,
+        &mut quarantined,
+    );
+    if !rejected.is_empty() {
+        for batch in finals.iter_mut() {
+            *batch = drop_rows(batch, &rejected);
+        }
+    }
+
+    // Per target: drop rows already stored with the same values, split the rest into inserts and updates.
+    let mut writes = Vec::with_capacity(targets.len());
+    for (t, target) in targets.iter().enumerate() {
+        let existing = existing_keys(store, target).await?;
+        let (batch, inserted, updated, unchanged) = dedup(&finals[t], target, &existing);
+        report.targets[t].inserted = inserted;
+        report.targets[t].updated = updated;
+        report.targets[t].unchanged = unchanged;
+        if t == 0 {
+            report.rows_duplicate = unchanged;
+        }
+        writes.push((batch, updated > 0));
+    }
+    report.rows_quarantined = quarantined.len() as u64;
+    report.rows_stored = report.rows_read - report.rows_quarantined - report.rows_duplicate;
+
+    // Commit: raw, each staging table, quarantine, then the log entry that closes the batch.
+    let metadata = |table: &str| {
+        let mut m = serde_json::Map::new();
+        m.insert("tributary.batch_id".into(), batch_id.clone().into());
+        m.insert("tributary.pipeline".into(), pipeline.name.clone().into());
+        m.insert("tributary.file".into(), input.file.clone().into());
+        m.insert("tributary.content_hash".into(), input.content_hash.clone().into());
+        m.insert("tributary.table".into(), table.into());
+        m
+    };
+    let batch_marker = marker(&batch_id);
+    store
+        .append(
+            Layer::Raw,
+            pipeline.raw_table(),
+            Append {
+                batches: raw_batches,
+                partition_by: &[],
+                marker: &batch_marker,
+                metadata: metadata(pipeline.raw_table()),
+            },
+        )
+        .await?;
+    for ((batch, has_updates), target) in writes.into_iter().zip(targets) {
+        let partition: Vec<&str> = if target.entity.month_of.is_some() {
+            vec!["_month"]
+        } else {
+            vec![]
+        };
+        let append = Append {
+            batches: vec![batch],
+            partition_by: &partition,
+            marker: &batch_marker,
+            metadata: metadata(target.entity.name),
+        };
+        if has_updates {
+            let key: Vec<&str> = target.key.iter().map(String::as_str).collect();
+            store.upsert(Layer::Staging, target.entity.name, append, &key).await?;
+        } else {
+            store.append(Layer::Staging, target.entity.name, append).await?;
+        }
+    }
+    if !quarantined.is_empty() {
+        quarantined.sort_by_key(|q| q.row);
+        store
+            .append(
+                Layer::System,
+                QUARANTINE_TABLE,
+                Append {
+                    batches: vec![quarantine_batch(&pipeline.name, &lineage, &quarantined)],
+                    partition_by: &[],
+                    marker: &batch_marker,
+                    metadata: metadata(QUARANTINE_TABLE),
+                },
+            )
+            .await?;
+    }
+    log_batch(store, &report, started, &batch_marker).await?;
+    Ok(report)
+}
+
+/// Record a batch report in `system.ingest_log` under `marker` (exactly once per marker).
+pub async fn log_batch(
+    store: &Store,
+    report: &BatchReport,
+    started: DateTime<Utc>,
+    marker: &str,
+) -> Result<(), StoreError> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("batch_id", DataType::Utf8, false),
+        Field::new("pipeline", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("file", DataType::Utf8, false),
+        Field::new("content_hash", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("rows_read", DataType::Int64, false),
+        Field::new("rows_stored", DataType::Int64, false),
+        Field::new("rows_quarantined", DataType::Int64, false),
+        Field::new("rows_duplicate", DataType::Int64, false),
+        Field::new("targets", DataType::Utf8, false),
+        Field::new("message", DataType::Utf8, true),
+        Field::new("started_at", timestamp_type(), false),
+        Field::new("finished_at", timestamp_type(), false),
+    ]));
+    let text = |s: &str| Arc::new(StringArray::from(vec![s])) as ArrayRef;
+    let int = |v: u64| Arc::new(Int64Array::from(vec![v as i64])) as ArrayRef;
+    let status = serde_json::to_value(report.status).expect("status serialises");
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            text(&report.batch_id),
+            text(&report.pipeline),
+            text(&report.source),
+            text(&report.file),
+            text(&report.content_hash),
+            text(status.as_str().unwrap_or_default()),
+            int(report.rows_read),
+            int(report.rows_stored),
+            int(report.rows_quarantined),
+            int(report.rows_duplicate),
+            text(&serde_json::to_string(&report.targets).expect("targets serialise")),
+            Arc::new(StringArray::from(vec![report.message.clone()])),
+            timestamp_array(vec![started.timestamp_micros()]),
+            timestamp_array(vec![Utc::now().timestamp_micros()]),
+        ],
+    )
+    .expect("ingest log columns match their schema");
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("tributary.batch_id".into(), report.batch_id.clone().into());
+    store
+        .append(
+            Layer::System,
+            INGEST_LOG_TABLE,
+            Append {
+                batches: vec![batch],
+                partition_by: &[],
+                marker,
+                metadata,
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+fn describe_header(columns: &[String]) -> String {
+    match columns {
+        [only] => format!("one column `{only}` (is the delimiter right?)"),
+        many => format!("{} columns: {}", many.len(), many.join(", ")),
+    }
+}
+
+fn expression_error(pipeline: &Pipeline, column: &str, input: &InputId, e: impl std::fmt::Display) -> IngestError {
+    IngestError::Expression {
+        pipeline: pipeline.name.clone(),
+        column: column.to_string(),
+        file: input.file.clone(),
+        message: e.to_string(),
+    }
+}
+
+/// Lineage shared by every row of a batch.
+#[derive(Debug, Clone)]
+struct Lineage {
+    source: String,
+    file: String,
+    batch_id: String,
+    ingested_at: DateTime<Utc>,
+}
+
+fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn timestamp_array(values: Vec<i64>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from(values).with_timezone("UTC"))
+}
+
+fn lineage_fields() -> Vec<Field> {
+    vec![
+        Field::new("_source", DataType::Utf8, false),
+        Field::new("_file", DataType::Utf8, false),
+        Field::new("_row", DataType::Int64, false),
+        Field::new("_ingested_at", timestamp_type(), false),
+        Field::new("_batch_id", DataType::Utf8, false),
+    ]
+}
+
+fn lineage_columns(lineage: &Lineage, rows: &[u64]) -> Vec<ArrayRef> {
+    let n = rows.len();
+    vec![
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            lineage.source.as_str(),
+            n,
+        ))),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            lineage.file.as_str(),
+            n,
+        ))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| *r as i64))),
+        timestamp_array(vec![lineage.ingested_at.timestamp_micros(); n]),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            lineage.batch_id.as_str(),
+            n,
+        ))),
+    ]
+}
+
+/// How one target column is filled.
+enum Fill {
+    Source(usize),
+    Constant(Value),
+    Expr(String),
+    Null,
+}
+
+struct TargetPlan {
+    fills: Vec<Fill>,
+    options: Vec<ParseOptions>,
+    builders: Vec<ColumnBuilder>,
+    values: Vec<Value>,
+}
+
+/// Converts records to typed target rows, chunk by chunk.
+struct Conformer<'a> {
+    pipeline: &'a Pipeline,
+    targets: &'a [ResolvedTarget],
+    plans: Vec<TargetPlan>,
+    columns: Vec<String>,
+    raw: Vec<StringBuilder>,
+    raw_rows: Vec<u64>,
+    /// Per chunk: row number of each accepted record, and its index among the chunk's raw rows.
+    accepted_rows: Vec<u64>,
+    accepted_at: Vec<u32>,
+    ctx: SessionContext,
+}
+
+impl<'a> Conformer<'a> {
+    fn new(pipeline: &'a Pipeline, targets: &'a [ResolvedTarget], columns: &[String]) -> Self {
+        let plans = targets
+            .iter()
+            .map(|t| {
+                let fills = t
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        if let Some(from) = &c.rule.from {
+                            Fill::Source(columns.iter().position(|n| n == from).expect("checked before"))
+                        } else if let Some(v) = &c.rule.value {
+                            match convert::parse(v, c.kind, &parse_options(c)) {
+                                Ok(value) => Fill::Constant(value),
+                                Err(_) => Fill::Constant(Value::Null),
+                            }
+                        } else if let Some(e) = &c.rule.expr {
+                            Fill::Expr(e.clone())
+                        } else {
+                            Fill::Null
+                        }
+                    })
+                    .collect();
+                TargetPlan {
+                    fills,
+                    options: t.columns.iter().map(parse_options).collect(),
+                    builders: t.columns.iter().map(|c| ColumnBuilder::new(c.kind)).collect(),
+                    values: Vec::with_capacity(t.columns.len()),
+                }
+            })
+            .collect();
+        Self {
+            pipeline,
+            targets,
+            plans,
+            columns: columns.to_vec(),
+            raw: columns.iter().map(|_| StringBuilder::new()).collect(),
+            raw_rows: Vec::new(),
+            accepted_rows: Vec::new(),
+            accepted_at: Vec::new(),
+            ctx: SessionContext::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.raw_rows.len()
+    }
+
+    /// Take one record: into raw always; into every target, or into quarantine.
+    fn push(&mut self, record: &RecordBuf) -> Result<(), Quarantined> {
+        for (builder, field) in self.raw.iter_mut().zip(&record.fields) {
+            builder.append_value(field);
+        }
+        let at = self.raw_rows.len() as u32;
+        self.raw_rows.push(record.row);
+        for (plan, target) in self.plans.iter_mut().zip(self.targets) {
+            plan.values.clear();
+            for ((fill, column), options) in plan.fills.iter().zip(&target.columns).zip(&plan.options) {
+                let value = match fill {
+                    Fill::Source(i) => convert_field(&record.fields[*i], column, options),
+                    Fill::Constant(v) => Ok(v.clone()),
+                    Fill::Expr(_) | Fill::Null => Ok(Value::Null),
+                };
+                let value = value.and_then(|v| check(v, column, matches!(fill, Fill::Expr(_))));
+                match value {
+                    Ok(v) => plan.values.push(v),
+                    Err(reason) => {
+                        return Err(Quarantined {
+                            row: record.row,
+                            raw: raw_text(&self.columns, &record.fields),
+                            field: Some(match fill {
+                                Fill::Source(i) => self.columns[*i].clone(),
+                                _ => column.name.clone(),
+                            }),
+                            reason: format!("{}: {reason}", column.name),
+                        });
+                    }
+                }
+            }
+        }
+        for plan in &mut self.plans {
+            for (builder, value) in plan.builders.iter_mut().zip(&plan.values) {
+                builder.push(value);
+            }
+        }
+        self.accepted_rows.push(record.row);
+        self.accepted_at.push(at);
+        Ok(())
+    }
+
+    fn raw_schema(&self) -> SchemaRef {
+        let mut fields: Vec<Field> = self
+            .columns
+            .iter()
+            .map(|c| Field::new(raw_column_name(c), DataType::Utf8, true))
+            .collect();
+        fields.extend(lineage_fields());
+        Arc::new(Schema::new(fields))
+    }
+
+    fn target_schema(&self, t: usize) -> SchemaRef {
+        let target = &self.targets[t];
+        let mut fields: Vec<Field> = target
+            .columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.kind.arrow(), true))
+            .collect();
+        fields.extend(lineage_fields());
+        fields.push(Field::new("_row_hash", DataType::Int64, false));
+        if target.entity.month_of.is_some() {
+            fields.push(Field::new("_month", DataType::Utf8, false));
+        }
+        Arc::new(Schema::new(fields))
+    }
+
+    fn finish_chunk(
+        &mut self,
+        lineage: &Lineage,
+        raw_out: &mut Vec<RecordBatch>,
+        targets_out: &mut [Vec<RecordBatch>],
+        quarantined: &mut Vec<Quarantined>,
+    ) -> Result<(), IngestError> {
+        if self.raw_rows.is_empty() {
+            return Ok(());
+        }
+        let mut raw_columns: Vec<ArrayRef> = self.raw.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
+        let source_columns = raw_columns.clone();
+        raw_columns.extend(lineage_columns(lineage, &self.raw_rows));
+        let raw_batch = RecordBatch::try_new(self.raw_schema(), raw_columns).expect("raw columns match their schema");
+        raw_out.push(raw_batch);
+
+        let accepted_rows = std::mem::take(&mut self.accepted_rows);
+        let accepted_at = std::mem::take(&mut self.accepted_at);
+        self.raw_rows.clear();
+        let indices = datafusion::arrow::array::UInt32Array::from(accepted_at.clone());
+        let accepted_source: Vec<ArrayRef> = source_columns
+            .iter()
+            .map(|c| datafusion::arrow::compute::take(c, &indices, None).expect("indices are in range"))
+            .collect();
+
+        let mut keep = vec![true; accepted_rows.len()];
+        let mut per_target: Vec<Vec<ArrayRef>> = Vec::with_capacity(self.targets.len());
+        for (t, target) in self.targets.iter().enumerate() {
+            let mut arrays: Vec<ArrayRef> = self.plans[t].builders.iter_mut().map(ColumnBuilder::finish).collect();
+            // Expressions see the source columns (text) and the target columns mapped so far.
+            for (c, column) in target.columns.iter().enumerate() {
+                let Fill::Expr(sql) = &self.plans[t].fills[c] else {
+                    continue;
+                };
+                let evaluated = self.evaluate(sql, target, &arrays, &accepted_source, accepted_rows.len());
+                let array = evaluated
+                    .and_then(|a| cast(&a, &column.kind.arrow()).map_err(|e| e.to_string()))
+                    .map_err(|message| IngestError::Expression {
+                        pipeline: self.pipeline.name.clone(),
+                        column: column.name.clone(),
+                        file: lineage.file.clone(),
+                        message,
+                    })?;
+                if column.required {
+                    for (i, k) in keep.iter_mut().enumerate() {
+                        if *k && array.is_null(i) {
+                            *k = false;
+                            quarantined.push(Quarantined {
+                                row: accepted_rows[i],
+                                raw: raw_text_at(&self.columns, &accepted_source, i),
+                                field: Some(column.name.clone()),
+                                reason: format!("{}: the expression gave no value", column.name),
+                            });
+                        }
+                    }
+                }
+                arrays[c] = array;
+            }
+            per_target.push(arrays);
+        }
+        let mask = BooleanArray::from(keep.clone());
+        for (t, mut arrays) in per_target.into_iter().enumerate() {
+            let target = &self.targets[t];
+            let hashes = row_hashes(&arrays, accepted_rows.len());
+            arrays.extend(lineage_columns(lineage, &accepted_rows));
+            arrays.push(Arc::new(Int64Array::from(hashes)));
+            if let Some(month_of) = target.entity.month_of {
+                let i = target
+                    .columns
+                    .iter()
+                    .position(|c| c.name == month_of)
+                    .expect("month column exists");
+                arrays.push(month_column(&arrays[i]));
+            }
+            let batch = RecordBatch::try_new(self.target_schema(t), arrays).map_err(|e| IngestError::Expression {
+                pipeline: self.pipeline.name.clone(),
+                column: "*".into(),
+                file: lineage.file.clone(),
+                message: e.to_string(),
+            })?;
+            let batch = if keep.iter().all(|k| *k) {
+                batch
+            } else {
+                filter_record_batch(&batch, &mask).expect("mask has the batch's length")
+            };
+            targets_out[t].push(batch);
+        }
+        Ok(())
+    }
+
+    fn evaluate(
+        &self,
+        sql: &str,
+        target: &ResolvedTarget,
+        mapped: &[ArrayRef],
+        source: &[ArrayRef],
+        rows: usize,
+    ) -> Result<ArrayRef, String> {
+        let mut fields = Vec::new();
+        let mut arrays = Vec::new();
+        for (c, column) in target.columns.iter().enumerate() {
+            if column.rule.from.is_some() || column.rule.value.is_some() {
+                fields.push(Field::new(&column.name, column.kind.arrow(), true));
+                arrays.push(mapped[c].clone());
+            }
+        }
+        for (name, array) in self.columns.iter().zip(source) {
+            if !fields.iter().any(|f| f.name() == name) {
+                fields.push(Field::new(name, DataType::Utf8, true));
+                arrays.push(array.clone());
+            }
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new_with_options(
+            schema.clone(),
+            arrays,
+            &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+        .map_err(|e| e.to_string())?;
+        let df_schema = DFSchema::try_from(schema.as_ref().clone()).map_err(|e| e.to_string())?;
+        let expr = self.ctx.parse_sql_expr(sql, &df_schema).map_err(|e| e.to_string())?;
+        // Type coercion and simplification, as the planner does for a query (coalesce, for one,
+        // has no physical form of its own).
+        let df_schema = Arc::new(df_schema);
+        let simplifier = datafusion::optimizer::simplify_expressions::ExprSimplifier::new(
+            datafusion::logical_expr::simplify::SimplifyContext::builder()
+                .with_schema(df_schema.clone())
+                .build(),
+        );
+        let expr = simplifier
+            .coerce(expr, &df_schema)
+            .and_then(|e| simplifier.simplify(e))
+            .map_err(|e| e.to_string())?;
+        let physical = self
+            .ctx
+            .create_physical_expr(expr, &df_schema)
+            .map_err(|e| e.to_string())?;
+        physical
+            .evaluate(&batch)
+            .and_then(|v| v.into_array(rows))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Raw tables keep source column names, made safe for SQL and Delta (lower case, underscores).
+pub fn raw_column_name(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    for c in source.trim().chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    let trimmed = out.trim_matches('_').to_string();
+    if trimmed.is_empty() || trimmed.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("c_{trimmed}")
+    } else {
+        trimmed
+    }
+}
+
+fn parse_options(column: &ResolvedColumn) -> ParseOptions {
+    ParseOptions {
+        format: column.rule.format.clone(),
+        decimal_comma: column.rule.decimal_separator.as_deref() == Some(","),
+    }
+}
+
+fn convert_field(field: &str, column: &ResolvedColumn, options: &ParseOptions) -> Result<Value, String> {
+    let text = if column.rule.trim.unwrap_or(true) {
+        field.trim()
+    } else {
+        field
+    };
+    let text = column.rule.map.get(text).map_or(text, String::as_str);
+    let text = if text.is_empty() {
+        column.rule.default.as_deref().unwrap_or("")
+    } else {
+        text
+    };
+    if text.is_empty() {
+        return Ok(Value::Null);
+    }
+    convert::parse(text, column.kind, options)
+}
+
+/// Required, range and allowed-value rules.
+fn check(value: Value, column: &ResolvedColumn, computed_later: bool) -> Result<Value, String> {
+    let rule = &column.rule;
+    if value == Value::Null {
+        if column.required && !computed_later {
+            return Err("required and empty".to_string());
+        }
+        return Ok(value);
+    }
+    if let Some(n) = value.as_f64(column.kind) {
+        if rule.min.is_some_and(|min| n < min) {
+            return Err(format!("{n} is below the minimum {}", rule.min.unwrap_or_default()));
+        }
+        if rule.max.is_some_and(|max| n > max) {
+            return Err(format!("{n} is above the maximum {}", rule.max.unwrap_or_default()));
+        }
+    }
+    if !rule.allowed.is_empty()
+        && let Value::Text(t) = &value
+        && !rule.allowed.iter().any(|a| a == t)
+    {
+        return Err(format!("`{t}` is not one of {}", rule.allowed.join(", ")));
+    }
+    Ok(value)
+}
+
+fn raw_text(columns: &[String], fields: &[String]) -> String {
+    let mut map = serde_json::Map::new();
+    for (c, f) in columns.iter().zip(fields) {
+        let value = if f.len() > 256 {
+            format!("{}…", &f[..f.floor_char_boundary(256)])
+        } else {
+            f.clone()
+        };
+        map.insert(c.clone(), value.into());
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+fn raw_text_at(columns: &[String], source: &[ArrayRef], i: usize) -> String {
+    let fields: Vec<String> = source
+        .iter()
+        .map(|a| {
+            let s = a.as_any().downcast_ref::<StringArray>().expect("raw columns are text");
+            if s.is_null(i) {
+                String::new()
+            } else {
+                s.value(i).to_string()
+            }
+        })
+        .collect();
+    raw_text(columns, &fields)
+}
+
+/// Row number -> raw row text, for quarantine entries made after the records were converted.
+struct RawLookup<'a> {
+    columns: &'a [String],
+    batches: &'a [RecordBatch],
+}
+
+fn raw_lookup<'a>(batches: &'a [RecordBatch], columns: &'a [String]) -> RawLookup<'a> {
+    RawLookup { columns, batches }
+}
+
+impl RawLookup<'_> {
+    fn text(&self, row: u64) -> String {
+        let n = self.columns.len();
+        for batch in self.batches {
+            let rows = batch
+                .column(n + 2)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("_row is Int64");
+            // Rows are in file order within a batch.
+            if rows.is_empty() || (rows.value(rows.len() - 1) as u64) < row {
+                continue;
+            }
+            if let Ok(i) = rows.values().binary_search(&(row as i64)) {
+                return raw_text_at(self.columns, &batch.columns()[..n], i);
+            }
+        }
+        String::new()
+    }
+}
+
+/// FNV-1a over each row's values rendered as text: stable across runs and platforms, so a stored
+/// row and a new one with the same values always hash alike.
+fn row_hashes(arrays: &[ArrayRef], rows: usize) -> Vec<i64> {
+    let mut hashes = vec![0xcbf2_9ce4_8422_2325_u64; rows];
+    for array in arrays {
+        let text = cast(array, &DataType::Utf8).expect("every column type casts to text");
+        let text = text.as_any().downcast_ref::<StringArray>().expect("cast gives text");
+        for (i, h) in hashes.iter_mut().enumerate() {
+            let bytes: &[u8] = if text.is_null(i) {
+                b"\x00null"
+            } else {
+                text.value(i).as_bytes()
+            };
+            for b in bytes.iter().chain(b"\x1f") {
+                *h ^= u64::from(*b);
+                *h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+    }
+    hashes.into_iter().map(|h| h as i64).collect()
+}
+
+fn month_column(dates: &ArrayRef) -> ArrayRef {
+    let text = cast(dates, &DataType::Utf8).expect("dates cast to text");
+    let text = text.as_any().downcast_ref::<StringArray>().expect("cast gives text");
+    Arc::new(StringArray::from_iter_values((0..text.len()).map(|i| {
+        if text.is_null(i) {
+            "unknown"
+        } else {
+            &text.value(i)[..7.min(text.value(i).len())]
+        }
+    })))
+}
+
+fn key_strings(batch: &RecordBatch, key: &[String]) -> Vec<String> {
+    let columns: Vec<StringArray> = key
+        .iter()
+        .map(|k| {
+            let column = batch.column_by_name(k).expect("key columns exist");
+            let text = cast(column, &DataType::Utf8).expect("casts to text");
+            text.as_any().downcast_ref::<StringArray>().expect("text").clone()
+        })
+        .collect();
+    (0..batch.num_rows())
+        .map(|i| {
+            let mut s = String::new();
+            for (j, c) in columns.iter().enumerate() {
+                if j > 0 {
+                    s.push('\u{1f}');
+                }
+                if !c.is_null(i) {
+                    s.push_str(c.value(i));
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+fn row_numbers(batch: &RecordBatch) -> &Int64Array {
+    batch
+        .column_by_name("_row")
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+        .expect("_row is Int64")
+}
+
+fn hashes_of(batch: &RecordBatch) -> &Int64Array {
+    batch
+        .column_by_name("_row_hash")
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+        .expect("_row_hash is Int64")
+}
+
+fn drop_rows(batch: &RecordBatch, rejected: &HashSet<u64>) -> RecordBatch {
+    let rows = row_numbers(batch);
+    let mask = BooleanArray::from_iter(rows.values().iter().map(|r| Some(!rejected.contains(&(*r as u64)))));
+    filter_record_batch(batch, &mask).expect("mask has the batch's length")
+}
+
+/// Values a `references` rule must find: the referenced staging column plus this input's own rows.
+async fn check_references(
+    store: &Store,
+    targets: &[ResolvedTarget],
+    finals: &[RecordBatch],
+    raw: &RawLookup<'_>,
+    quarantined: &mut Vec<Quarantined>,
+) -> Result<HashSet<u64>, StoreError> {
+    let mut rejected = HashSet::new();
+    for (t, target) in targets.iter().enumerate() {
+        for column in &target.columns {
+            let Some(reference) = &column.rule.references else {
+                continue;
+            };
+            let (entity, ref_column) = reference.split_once('.').expect("validated as entity.column");
+            let mut known: HashSet<String> = HashSet::new();
+            if store.exists(Layer::Staging, entity) {
+                let batches = store
+                    .query(
+                        &[(Layer::Staging, entity)],
+                        &format!("SELECT DISTINCT CAST(\"{ref_column}\" AS VARCHAR) AS v FROM staging.{entity}"),
+                    )
+                    .await?;
+                for b in &batches {
+                    // DataFusion may answer with Utf8View; cast to one shape.
+                    let v = cast(b.column(0), &DataType::Utf8).expect("text casts to text");
+                    let v = v.as_any().downcast_ref::<StringArray>().expect("cast gives text");
+                    known.extend(v.iter().flatten().map(str::to_string));
+                }
+            }
+            for (other, batch) in targets.iter().zip(finals) {
+                if other.entity.name == entity
+                    && let Some(c) = batch.column_by_name(ref_column)
+                {
+                    let text = cast(c, &DataType::Utf8).expect("casts to text");
+                    let text = text.as_any().downcast_ref::<StringArray>().expect("text");
+                    known.extend(text.iter().flatten().map(str::to_string));
+                }
+            }
+            let values =
+                cast(finals[t].column_by_name(&column.name).expect("mapped"), &DataType::Utf8).expect("casts to text");
+            let values = values.as_any().downcast_ref::<StringArray>().expect("text");
+            let rows = row_numbers(&finals[t]);
+            for i in 0..values.len() {
+                if values.is_null(i) || known.contains(values.value(i)) {
+                    continue;
+                }
+                let row = rows.value(i) as u64;
+                if rejected.insert(row) {
+                    quarantined.push(Quarantined {
+                        row,
+                        raw: raw.text(row),
+                        field: column.rule.from.clone().or(Some(column.name.clone())),
+                        reason: format!(
+                            "{}: `{}` is not in staging.{entity}.{ref_column}",
+                            column.name,
+                            values.value(i)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(rejected)
+}
+
+/// Two rows of one input with the same key of the first target but different values: the first is
+/// kept, the later ones are quarantined (which one is right cannot be told from the data).
+fn check_primary_key_conflicts(
+    targets: &[ResolvedTarget],
+    finals: &[RecordBatch],
+    raw: &RawLookup<'_>,
+    mut rejected: HashSet<u64>,
+    quarantined: &mut Vec<Quarantined>,
+) -> HashSet<u64> {
+    let (Some(target), Some(batch)) = (targets.first(), finals.first()) else {
+        return rejected;
+    };
+    let keys = key_strings(batch, &target.key);
+    let hashes = hashes_of(batch);
+    let rows = row_numbers(batch);
+    let mut first: HashMap<&str, (i64, u64)> = HashMap::with_capacity(keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        let row = rows.value(i) as u64;
+        if rejected.contains(&row) {
+            continue;
+        }
+        match first.get(key.as_str()) {
+            None => {
+                first.insert(key, (hashes.value(i), row));
+            }
+            Some(&(hash, first_row)) if hash != hashes.value(i) => {
+                rejected.insert(row);
+                quarantined.push(Quarantined {
+                    row,
+                    raw: raw.text(row),
+                    field: Some(target.key.join(",")),
+                    reason: format!(
+                        "duplicate key {} = `{}` with other values than row {first_row}",
+                        target.key.join(","),
+                        key.replace('\u{1f}', ",")
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    rejected
+}
+
+/// Key -> row hash of what a staging table holds.
+async fn existing_keys(store: &Store, target: &ResolvedTarget) -> Result<HashMap<String, i64>, StoreError> {
+    let name = target.entity.name;
+    if !store.exists(Layer::Staging, name) {
+        return Ok(HashMap::new());
+    }
+    let key_list = target
+        .key
+        .iter()
+        .map(|k| format!("\"{k}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let batches = store
+        .query(
+            &[(Layer::Staging, name)],
+            &format!("SELECT {key_list}, _row_hash FROM staging.{name}"),
+        )
+        .await?;
+    let mut out = HashMap::new();
+    for batch in &batches {
+        let keys = key_strings(batch, &target.key);
+        let hashes = hashes_of(batch);
+        for (k, h) in keys.into_iter().zip(hashes.values()) {
+            out.insert(k, *h);
+        }
+    }
+    Ok(out)
+}
+
+/// Drop rows whose key is stored with the same values or repeats earlier in the input.
+/// Returns the rows to write and the counts of inserts, updates and unchanged rows.
+fn dedup(
+    batch: &RecordBatch,
+    target: &ResolvedTarget,
+    existing: &HashMap<String, i64>,
+) -> (RecordBatch, u64, u64, u64) {
+    let keys = key_strings(batch, &target.key);
+    let hashes = hashes_of(batch);
+    let mut seen: HashSet<&str> = HashSet::with_capacity(keys.len());
+    let (mut inserted, mut updated, mut unchanged) = (0, 0, 0);
+    let mut keep = Vec::with_capacity(keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        let new_in_input = seen.insert(key.as_str());
+        let decision = match (new_in_input, existing.get(key.as_str())) {
+            (false, _) => None,
+            (true, Some(h)) if *h == hashes.value(i) => None,
+            (true, Some(_)) => Some(true),
+            (true, None) => Some(false),
+        };
+        match decision {
+            None => unchanged += 1,
+            Some(true) => updated += 1,
+            Some(false) => inserted += 1,
+        }
+        keep.push(decision.is_some());
+    }
+    let mask = BooleanArray::from(keep);
+    (
+        filter_record_batch(batch, &mask).expect("mask has the batch's length"),
+        inserted,
+        updated,
+        unchanged,
+    )
+}
+
+fn quarantine_batch(pipeline: &str, lineage: &Lineage, rows: &[Quarantined]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("pipeline", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("file", DataType::Utf8, false),
+        Field::new("row_number", DataType::Int64, false),
+        Field::new("raw_row", DataType::Utf8, false),
+        Field::new("field", DataType::Utf8, true),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("batch_id", DataType::Utf8, false),
+        Field::new("ingested_at", timestamp_type(), false),
+    ]));
+    let n = rows.len();
+    let repeat = |s: &str| Arc::new(StringArray::from_iter_values(std::iter::repeat_n(s, n))) as ArrayRef;
+    let mut row_numbers = Int64Builder::with_capacity(n);
+    for q in rows {
+        row_numbers.append_value(q.row as i64);
+    }
+    RecordBatch::try_new(
+        schema,
+        vec![
+            repeat(pipeline),
+            repeat(&lineage.source),
+            repeat(&lineage.file),
+            Arc::new(row_numbers.finish()),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|q| q.raw.as_str()))),
+            Arc::new(StringArray::from_iter(rows.iter().map(|q| q.field.as_deref()))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|q| q.reason.as_str()))),
+            repeat(&lineage.batch_id),
+            timestamp_array(vec![lineage.ingested_at.timestamp_micros(); n]),
+        ],
+    )
+    .expect("quarantine columns match their schema")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_names_are_sql_safe() {
+        assert_eq!(raw_column_name("VAT_Number__c"), "vat_number_c");
+        assert_eq!(raw_column_name("Billing City"), "billing_city");
+        assert_eq!(raw_column_name("1st"), "c_1st");
+    }
+}

@@ -1,0 +1,320 @@
+//! Text to typed values, with a reason when a value does not parse, and Arrow builders to collect them.
+
+use std::sync::Arc;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+
+use crate::entity::ColumnType;
+
+/// A parsed value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// No value.
+    Null,
+    /// Text.
+    Text(String),
+    /// Integer.
+    Int(i64),
+    /// Decimal, as an integer scaled by the column's scale.
+    Decimal(i128),
+    /// Float.
+    Float(f64),
+    /// Boolean.
+    Bool(bool),
+    /// Days since 1970-01-01.
+    Date(i32),
+    /// Microseconds since 1970-01-01T00:00:00Z.
+    Timestamp(i64),
+}
+
+impl Value {
+    /// The value as a number, for range checks.
+    pub fn as_f64(&self, kind: ColumnType) -> Option<f64> {
+        match (self, kind) {
+            (Value::Int(i), _) => Some(*i as f64),
+            (Value::Float(f), _) => Some(*f),
+            (Value::Decimal(d), ColumnType::Decimal { scale, .. }) => Some(*d as f64 / 10f64.powi(i32::from(scale))),
+            _ => None,
+        }
+    }
+}
+
+/// How to read dates and numbers of one column.
+#[derive(Debug, Clone, Default)]
+pub struct ParseOptions {
+    /// chrono format for dates and timestamps.
+    pub format: Option<String>,
+    /// `,` for European decimals.
+    pub decimal_comma: bool,
+}
+
+const EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+/// Parse `text` (already trimmed, not empty) as `kind`.
+pub fn parse(text: &str, kind: ColumnType, options: &ParseOptions) -> Result<Value, String> {
+    match kind {
+        ColumnType::Text => Ok(Value::Text(text.to_string())),
+        ColumnType::Integer => {
+            let cleaned = strip_group_separators(text, options.decimal_comma);
+            let whole = match cleaned.split_once('.') {
+                // "12.0" is an integer written by a spreadsheet.
+                Some((whole, frac)) if frac.bytes().all(|b| b == b'0') => whole,
+                _ => &cleaned,
+            };
+            whole
+                .parse::<i64>()
+                .map(Value::Int)
+                .map_err(|_| format!("`{text}` is not an integer"))
+        }
+        ColumnType::Float => {
+            let cleaned = strip_group_separators(text, options.decimal_comma);
+            cleaned
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .map(Value::Float)
+                .ok_or_else(|| format!("`{text}` is not a number"))
+        }
+        ColumnType::Decimal { precision, scale } => parse_decimal(text, precision, scale, options.decimal_comma),
+        ColumnType::Boolean => match text.to_ascii_lowercase().as_str() {
+            "true" | "t" | "yes" | "y" | "1" | "x" => Ok(Value::Bool(true)),
+            "false" | "f" | "no" | "n" | "0" => Ok(Value::Bool(false)),
+            _ => Err(format!("`{text}` is not true or false")),
+        },
+        ColumnType::Date => parse_date(text, options.format.as_deref()).map(Value::Date),
+        ColumnType::Timestamp => parse_timestamp(text, options.format.as_deref()).map(Value::Timestamp),
+    }
+}
+
+fn strip_group_separators(text: &str, decimal_comma: bool) -> std::borrow::Cow<'_, str> {
+    if decimal_comma {
+        std::borrow::Cow::Owned(text.replace('.', "").replace(',', "."))
+    } else if text.contains(',') {
+        std::borrow::Cow::Owned(text.replace(',', ""))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// Exact decimal parsing: digits beyond the scale are rounded half away from zero.
+pub fn parse_decimal(text: &str, precision: u8, scale: i8, decimal_comma: bool) -> Result<Value, String> {
+    let bad = || format!("`{text}` is not a decimal number");
+    let cleaned = strip_group_separators(text, decimal_comma);
+    let (negative, digits) = match cleaned.as_bytes().first() {
+        Some(b'-') => (true, &cleaned[1..]),
+        Some(b'+') => (false, &cleaned[1..]),
+        _ => (false, &cleaned[..]),
+    };
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if (whole.is_empty() && frac.is_empty()) || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let scale = scale as usize;
+    let mut value: i128 = 0;
+    for b in whole.bytes() {
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(i128::from(b - b'0')))
+            .ok_or_else(bad)?;
+    }
+    let frac_bytes = frac.as_bytes();
+    for i in 0..scale {
+        let d = frac_bytes.get(i).map_or(0, |b| i128::from(b - b'0'));
+        value = value.checked_mul(10).and_then(|v| v.checked_add(d)).ok_or_else(bad)?;
+    }
+    if frac_bytes.get(scale).is_some_and(|b| *b >= b'5') {
+        value += 1;
+    }
+    if value >= 10i128.pow(u32::from(precision)) {
+        return Err(format!(
+            "`{text}` has more than {} digits before the point",
+            precision as usize - scale
+        ));
+    }
+    Ok(Value::Decimal(if negative { -value } else { value }))
+}
+
+fn parse_date(text: &str, format: Option<&str>) -> Result<i32, String> {
+    let date = match format {
+        Some(f) => NaiveDate::parse_from_str(text, f)
+            .or_else(|_| NaiveDateTime::parse_from_str(text, f).map(|t| t.date()))
+            .map_err(|e| format!("`{text}` is not a date in the format `{f}` ({e})"))?,
+        None => {
+            let head = text.get(..10).unwrap_or(text);
+            NaiveDate::parse_from_str(head, "%Y-%m-%d")
+                .map_err(|_| format!("`{text}` is not a date (YYYY-MM-DD; set `format` for others)"))?
+        }
+    };
+    Ok(date.num_days_from_ce() - EPOCH_DAYS_FROM_CE)
+}
+
+use chrono::Datelike;
+
+fn parse_timestamp(text: &str, format: Option<&str>) -> Result<i64, String> {
+    if let Some(f) = format {
+        return NaiveDateTime::parse_from_str(text, f)
+            .map(|t| t.and_utc().timestamp_micros())
+            .or_else(|_| {
+                NaiveDate::parse_from_str(text, f)
+                    .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros())
+            })
+            .map_err(|e| format!("`{text}` is not a timestamp in the format `{f}` ({e})"));
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp_micros());
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, f) {
+            return Ok(t.and_utc().timestamp_micros());
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros());
+    }
+    Err(format!(
+        "`{text}` is not a timestamp (ISO 8601; set `format` for others)"
+    ))
+}
+
+/// Collects values of one column into an Arrow array.
+#[derive(Debug)]
+pub enum ColumnBuilder {
+    /// Text.
+    Text(StringBuilder),
+    /// Integer.
+    Int(Int64Builder),
+    /// Decimal.
+    Decimal(Decimal128Builder, u8, i8),
+    /// Float.
+    Float(Float64Builder),
+    /// Boolean.
+    Bool(BooleanBuilder),
+    /// Date.
+    Date(Date32Builder),
+    /// Timestamp.
+    Timestamp(TimestampMicrosecondBuilder),
+}
+
+impl ColumnBuilder {
+    /// An empty builder for `kind`.
+    pub fn new(kind: ColumnType) -> Self {
+        match kind {
+            ColumnType::Text => ColumnBuilder::Text(StringBuilder::new()),
+            ColumnType::Integer => ColumnBuilder::Int(Int64Builder::new()),
+            ColumnType::Decimal { precision, scale } => {
+                ColumnBuilder::Decimal(Decimal128Builder::new(), precision, scale)
+            }
+            ColumnType::Float => ColumnBuilder::Float(Float64Builder::new()),
+            ColumnType::Boolean => ColumnBuilder::Bool(BooleanBuilder::new()),
+            ColumnType::Date => ColumnBuilder::Date(Date32Builder::new()),
+            ColumnType::Timestamp => ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::new()),
+        }
+    }
+
+    /// Append one value (of the builder's type, or null).
+    pub fn push(&mut self, value: &Value) {
+        match (self, value) {
+            (ColumnBuilder::Text(b), Value::Text(s)) => b.append_value(s),
+            (ColumnBuilder::Int(b), Value::Int(v)) => b.append_value(*v),
+            (ColumnBuilder::Decimal(b, ..), Value::Decimal(v)) => b.append_value(*v),
+            (ColumnBuilder::Float(b), Value::Float(v)) => b.append_value(*v),
+            (ColumnBuilder::Bool(b), Value::Bool(v)) => b.append_value(*v),
+            (ColumnBuilder::Date(b), Value::Date(v)) => b.append_value(*v),
+            (ColumnBuilder::Timestamp(b), Value::Timestamp(v)) => b.append_value(*v),
+            (ColumnBuilder::Text(b), _) => b.append_null(),
+            (ColumnBuilder::Int(b), _) => b.append_null(),
+            (ColumnBuilder::Decimal(b, ..), _) => b.append_null(),
+            (ColumnBuilder::Float(b), _) => b.append_null(),
+            (ColumnBuilder::Bool(b), _) => b.append_null(),
+            (ColumnBuilder::Date(b), _) => b.append_null(),
+            (ColumnBuilder::Timestamp(b), _) => b.append_null(),
+        }
+    }
+
+    /// The array collected so far; the builder starts again empty.
+    pub fn finish(&mut self) -> ArrayRef {
+        match self {
+            ColumnBuilder::Text(b) => Arc::new(b.finish()),
+            ColumnBuilder::Int(b) => Arc::new(b.finish()),
+            ColumnBuilder::Decimal(b, p, s) => Arc::new(
+                b.finish()
+                    .with_precision_and_scale(*p, *s)
+                    .expect("precision and scale were validated"),
+            ),
+            ColumnBuilder::Float(b) => Arc::new(b.finish()),
+            ColumnBuilder::Bool(b) => Arc::new(b.finish()),
+            ColumnBuilder::Date(b) => Arc::new(b.finish()),
+            ColumnBuilder::Timestamp(b) => Arc::new(b.finish().with_timezone("UTC")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entity::{MONEY, RATE};
+
+    fn opts() -> ParseOptions {
+        ParseOptions::default()
+    }
+
+    #[test]
+    fn decimals_are_exact_and_rounded_half_away() {
+        assert_eq!(parse("12.345", MONEY, &opts()), Ok(Value::Decimal(1235)));
+        assert_eq!(parse("-0.5", MONEY, &opts()), Ok(Value::Decimal(-50)));
+        assert_eq!(parse("1,234.5", MONEY, &opts()), Ok(Value::Decimal(123_450)));
+        let eu = ParseOptions {
+            decimal_comma: true,
+            ..opts()
+        };
+        assert_eq!(parse("1.234,5", MONEY, &eu), Ok(Value::Decimal(123_450)));
+        assert_eq!(parse("0.15", RATE, &opts()), Ok(Value::Decimal(1500)));
+        assert!(parse("12a", MONEY, &opts()).unwrap_err().contains("not a decimal"));
+        assert!(parse("1e3", MONEY, &opts()).is_err());
+        assert!(
+            parse("123456", RATE, &opts())
+                .unwrap_err()
+                .contains("more than 5 digits")
+        );
+    }
+
+    #[test]
+    fn dates_and_timestamps() {
+        assert_eq!(parse("1970-01-02", ColumnType::Date, &opts()), Ok(Value::Date(1)));
+        let de = ParseOptions {
+            format: Some("%d.%m.%Y".into()),
+            ..opts()
+        };
+        assert_eq!(parse("02.01.1970", ColumnType::Date, &de), Ok(Value::Date(1)));
+        assert!(
+            parse("31.02.2024", ColumnType::Date, &de)
+                .unwrap_err()
+                .contains("%d.%m.%Y")
+        );
+        assert_eq!(
+            parse("1970-01-01T00:00:01Z", ColumnType::Timestamp, &opts()),
+            Ok(Value::Timestamp(1_000_000))
+        );
+        assert_eq!(
+            parse("1970-01-01 00:01:00", ColumnType::Timestamp, &opts()),
+            Ok(Value::Timestamp(60_000_000))
+        );
+        assert_eq!(
+            parse("1970-01-02", ColumnType::Timestamp, &opts()),
+            Ok(Value::Timestamp(86_400_000_000))
+        );
+    }
+
+    #[test]
+    fn integers_and_booleans() {
+        assert_eq!(parse("42", ColumnType::Integer, &opts()), Ok(Value::Int(42)));
+        assert_eq!(parse("42.0", ColumnType::Integer, &opts()), Ok(Value::Int(42)));
+        assert!(parse("4.2", ColumnType::Integer, &opts()).is_err());
+        assert_eq!(parse("Yes", ColumnType::Boolean, &opts()), Ok(Value::Bool(true)));
+        assert!(parse("maybe", ColumnType::Boolean, &opts()).is_err());
+    }
+}

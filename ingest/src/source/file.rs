@@ -1,0 +1,650 @@
+//! File formats: delimited text (CSV, `;`, tab), whitespace-separated and fixed-width text, NDJSON
+//! and Parquet, optionally gzip-compressed, in UTF-8 or Latin-1.
+//!
+//! Every format yields the same thing: named text fields per record, with the record's row number
+//! (its line in the file for text formats), so that mapping, validation and quarantine are written
+//! once. A record that cannot be split into fields (bad UTF-8, wrong field count, invalid JSON, a
+//! field over the size limit) is returned as [`Next::Malformed`] and reading goes on; a file that
+//! cannot be read at all (missing, empty, corrupt gzip, unreadable Parquet) is a [`SourceError`].
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::{Array, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use flate2::read::MultiGzDecoder;
+
+use crate::pipeline::{Encoding, FormatKind, FormatSpec, delimiter_byte};
+
+/// The default limit on one field's size.
+pub const DEFAULT_MAX_FIELD_BYTES: usize = 1 << 20;
+/// How much of a malformed row is kept in quarantine.
+pub const RAW_ROW_LIMIT: usize = 4096;
+
+/// A file that cannot be read at all. Always names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Opening or reading failed (including corrupt or truncated gzip).
+    #[error("{path}: {message}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong, with the row reached when known.
+        message: String,
+    },
+    /// The file has no header and no rows.
+    #[error("{path}: the file is empty")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The columns a pipeline needs are not in the file.
+    #[error("{path}: row 1: field `{field}` is missing; the header has {found}")]
+    MissingColumn {
+        /// The file.
+        path: PathBuf,
+        /// The missing column.
+        field: String,
+        /// What the header does have.
+        found: String,
+    },
+}
+
+/// One record's fields, reused between calls to avoid an allocation per row.
+#[derive(Debug, Default, Clone)]
+pub struct RecordBuf {
+    /// Row number: the line in text files (header is line 1), the record index in others.
+    pub row: u64,
+    /// One text per column, `""` for empty or missing.
+    pub fields: Vec<String>,
+}
+
+/// What [`RecordReader::next`] found.
+#[derive(Debug)]
+pub enum Next {
+    /// A record is in the buffer.
+    Record,
+    /// A row that could not be split into fields.
+    Malformed {
+        /// Its row number.
+        row: u64,
+        /// The row as received (lossy UTF-8, shortened to [`RAW_ROW_LIMIT`] bytes).
+        raw: String,
+        /// The field at fault, when one is.
+        field: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// No more rows.
+    End,
+}
+
+/// Reads records from one file or body.
+pub struct RecordReader {
+    name: PathBuf,
+    columns: Vec<String>,
+    inner: Inner,
+    encoding: Encoding,
+    max_field: usize,
+}
+
+enum Inner {
+    Csv {
+        reader: csv::Reader<Box<dyn Read + Send>>,
+        record: csv::ByteRecord,
+    },
+    Lines {
+        reader: Box<dyn BufRead + Send>,
+        line: Vec<u8>,
+        line_no: u64,
+        split: LineSplit,
+    },
+    Parquet {
+        reader: ParquetRecordBatchReader,
+        batch: Option<(Vec<StringArray>, usize)>,
+        row: u64,
+    },
+}
+
+enum LineSplit {
+    Whitespace,
+    Fixed(Vec<usize>),
+    Json,
+}
+
+impl std::fmt::Debug for RecordReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordReader")
+            .field("name", &self.name)
+            .field("columns", &self.columns)
+            .finish()
+    }
+}
+
+/// The format a spec resolves to for a file name.
+pub fn format_for(spec: &FormatSpec, name: &Path) -> FormatKind {
+    if let Some(kind) = spec.kind {
+        return kind;
+    }
+    let lower = name.to_string_lossy().to_ascii_lowercase();
+    let lower = lower.strip_suffix(".gz").unwrap_or(&lower);
+    if lower.ends_with(".parquet") {
+        FormatKind::Parquet
+    } else if lower.ends_with(".ndjson") || lower.ends_with(".jsonl") || lower.ends_with(".json") {
+        FormatKind::Ndjson
+    } else {
+        FormatKind::Csv
+    }
+}
+
+impl RecordReader {
+    /// Open a file on disk.
+    pub fn open(path: &Path, spec: &FormatSpec, wanted: &[String]) -> Result<Self, SourceError> {
+        let read_err = |e: std::io::Error| SourceError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        let file = File::open(path).map_err(read_err)?;
+        if file.metadata().map_err(read_err)?.len() == 0 {
+            return Err(SourceError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        if format_for(spec, path) == FormatKind::Parquet {
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| SourceError::Read {
+                path: path.to_path_buf(),
+                message: format!("not a readable Parquet file: {e}"),
+            })?;
+            return Self::parquet(path, builder, spec);
+        }
+        Self::from_reader(path, Box::new(file), spec, wanted)
+    }
+
+    /// Read from bytes already in memory (an HTTP push body), named `name` in errors and lineage.
+    pub fn from_bytes(
+        name: &Path,
+        body: bytes::Bytes,
+        spec: &FormatSpec,
+        wanted: &[String],
+    ) -> Result<Self, SourceError> {
+        if body.is_empty() {
+            return Err(SourceError::Empty {
+                path: name.to_path_buf(),
+            });
+        }
+        if format_for(spec, name) == FormatKind::Parquet {
+            let builder = ParquetRecordBatchReaderBuilder::try_new(body).map_err(|e| SourceError::Read {
+                path: name.to_path_buf(),
+                message: format!("not a readable Parquet file: {e}"),
+            })?;
+            return Self::parquet(name, builder, spec);
+        }
+        Self::from_reader(name, Box::new(std::io::Cursor::new(body)), spec, wanted)
+    }
+
+    fn parquet<T: datafusion::parquet::file::reader::ChunkReader + 'static>(
+        name: &Path,
+        builder: ParquetRecordBatchReaderBuilder<T>,
+        spec: &FormatSpec,
+    ) -> Result<Self, SourceError> {
+        let columns = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let reader = builder.with_batch_size(8192).build().map_err(|e| SourceError::Read {
+            path: name.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            name: name.to_path_buf(),
+            columns,
+            inner: Inner::Parquet {
+                reader,
+                batch: None,
+                row: 0,
+            },
+            encoding: Encoding::Utf8,
+            max_field: spec.max_field_bytes.unwrap_or(DEFAULT_MAX_FIELD_BYTES),
+        })
+    }
+
+    fn from_reader(
+        name: &Path,
+        raw: Box<dyn Read + Send>,
+        spec: &FormatSpec,
+        wanted: &[String],
+    ) -> Result<Self, SourceError> {
+        let gzip = spec
+            .gzip
+            .unwrap_or_else(|| name.to_string_lossy().to_ascii_lowercase().ends_with(".gz"));
+        let input: Box<dyn Read + Send> = if gzip { Box::new(MultiGzDecoder::new(raw)) } else { raw };
+        let encoding = spec.encoding.unwrap_or(Encoding::Utf8);
+        let max_field = spec.max_field_bytes.unwrap_or(DEFAULT_MAX_FIELD_BYTES);
+        let header = spec.header.unwrap_or(true);
+        let kind = format_for(spec, name);
+        let mut reader = Self {
+            name: name.to_path_buf(),
+            columns: spec.columns.clone(),
+            inner: match kind {
+                FormatKind::Csv => {
+                    let mut builder = csv::ReaderBuilder::new();
+                    builder
+                        .has_headers(false)
+                        .flexible(true)
+                        .delimiter(spec.delimiter.as_deref().and_then(delimiter_byte).unwrap_or(b','))
+                        .quote(spec.quote.as_deref().and_then(delimiter_byte).unwrap_or(b'"'));
+                    Inner::Csv {
+                        reader: builder.from_reader(input),
+                        record: csv::ByteRecord::new(),
+                    }
+                }
+                FormatKind::Whitespace | FormatKind::FixedWidth | FormatKind::Ndjson => Inner::Lines {
+                    reader: Box::new(BufReader::with_capacity(1 << 16, input)),
+                    line: Vec::new(),
+                    line_no: 0,
+                    split: match kind {
+                        FormatKind::Whitespace => LineSplit::Whitespace,
+                        FormatKind::FixedWidth => LineSplit::Fixed(spec.widths.clone()),
+                        _ => LineSplit::Json,
+                    },
+                },
+                FormatKind::Parquet => unreachable!("Parquet is opened before"),
+            },
+            encoding,
+            max_field,
+        };
+        if kind == FormatKind::Ndjson {
+            reader.columns = reader.json_columns(wanted)?;
+        } else if header {
+            let names = reader.header_line()?;
+            if reader.columns.is_empty() {
+                reader.columns = names;
+            }
+        } else if reader.columns.is_empty() {
+            return Err(SourceError::Read {
+                path: name.to_path_buf(),
+                message: "format.header is false, so format.columns must name the columns".into(),
+            });
+        }
+        Ok(reader)
+    }
+
+    /// Column names, in file order.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// The file (or push) name used in errors and lineage.
+    pub fn name(&self) -> &Path {
+        &self.name
+    }
+
+    fn io_error(&self, row: u64, e: impl std::fmt::Display) -> SourceError {
+        SourceError::Read {
+            path: self.name.clone(),
+            message: format!("cannot read past row {row}: {e}"),
+        }
+    }
+
+    fn header_line(&mut self) -> Result<Vec<String>, SourceError> {
+        let mut buf = RecordBuf::default();
+        let name = self.name.clone();
+        let empty = || SourceError::Empty { path: name.clone() };
+        match &mut self.inner {
+            Inner::Csv { reader, record } => {
+                if !reader.read_byte_record(record).map_err(|e| SourceError::Read {
+                    path: name.clone(),
+                    message: format!("cannot read the header: {e}"),
+                })? {
+                    return Err(empty());
+                }
+                Ok(record
+                    .iter()
+                    .map(|f| decode(f, self.encoding).unwrap_or_else(|_| String::from_utf8_lossy(f).into_owned()))
+                    .map(|s| s.trim().trim_start_matches('\u{feff}').to_string())
+                    .collect())
+            }
+            Inner::Lines {
+                reader, line, line_no, ..
+            } => {
+                line.clear();
+                let n = reader.read_until(b'\n', line).map_err(|e| SourceError::Read {
+                    path: name.clone(),
+                    message: format!("cannot read the header: {e}"),
+                })?;
+                if n == 0 {
+                    return Err(empty());
+                }
+                *line_no += 1;
+                let text = String::from_utf8_lossy(line);
+                buf.fields = text
+                    .trim_start_matches('\u{feff}')
+                    .split_ascii_whitespace()
+                    .map(str::to_string)
+                    .collect();
+                Ok(buf.fields)
+            }
+            Inner::Parquet { .. } => Ok(self.columns.clone()),
+        }
+    }
+
+    /// NDJSON has no header: the columns are those the pipeline asks for plus the first object's keys.
+    fn json_columns(&mut self, wanted: &[String]) -> Result<Vec<String>, SourceError> {
+        let mut columns: Vec<String> = wanted.to_vec();
+        if let Inner::Lines { reader, .. } = &mut self.inner {
+            let peek = reader.fill_buf().map_err(|e| SourceError::Read {
+                path: self.name.clone(),
+                message: e.to_string(),
+            })?;
+            if peek.is_empty() {
+                return Err(SourceError::Empty {
+                    path: self.name.clone(),
+                });
+            }
+            let first_line = peek.split(|b| *b == b'\n').next().unwrap_or_default();
+            if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(first_line) {
+                for key in map.keys() {
+                    if !columns.contains(key) {
+                        columns.push(key.clone());
+                    }
+                }
+            }
+        }
+        Ok(columns)
+    }
+
+    /// Read the next record into `buf`.
+    pub fn next(&mut self, buf: &mut RecordBuf) -> Result<Next, SourceError> {
+        let width = self.columns.len();
+        buf.fields.resize_with(width, String::new);
+        match &mut self.inner {
+            Inner::Csv { reader, record } => {
+                let ok = match reader.read_byte_record(record) {
+                    Ok(ok) => ok,
+                    Err(e) => {
+                        let row = record.position().map_or(0, |p| p.line());
+                        return Err(self.io_error(row, e));
+                    }
+                };
+                if !ok {
+                    return Ok(Next::End);
+                }
+                let row = record.position().map_or(0, |p| p.line());
+                buf.row = row;
+                let raw = || {
+                    let joined = record.iter().map(String::from_utf8_lossy).collect::<Vec<_>>().join(",");
+                    shorten(joined)
+                };
+                if record.len() != width {
+                    // A blank line in the middle of a file is not a row.
+                    if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
+                        return self.next(buf);
+                    }
+                    return Ok(Next::Malformed {
+                        row,
+                        raw: raw(),
+                        field: None,
+                        reason: format!("has {} fields, the header has {width}", record.len()),
+                    });
+                }
+                for (i, field) in record.iter().enumerate() {
+                    if field.len() > self.max_field {
+                        return Ok(Next::Malformed {
+                            row,
+                            raw: raw(),
+                            field: Some(self.columns[i].clone()),
+                            reason: format!("field is {} bytes, over the {} byte limit", field.len(), self.max_field),
+                        });
+                    }
+                    let out = &mut buf.fields[i];
+                    out.clear();
+                    if let Err(at) = decode_into(field, self.encoding, out) {
+                        return Ok(Next::Malformed {
+                            row,
+                            raw: raw(),
+                            field: Some(self.columns[i].clone()),
+                            reason: format!("invalid UTF-8 at byte {at} of the field"),
+                        });
+                    }
+                }
+                Ok(Next::Record)
+            }
+            Inner::Lines {
+                reader,
+                line,
+                line_no,
+                split,
+            } => loop {
+                line.clear();
+                let n = reader.read_until(b'\n', line).map_err(|e| SourceError::Read {
+                    path: self.name.clone(),
+                    message: format!("cannot read past row {line_no}: {e}"),
+                })?;
+                if n == 0 {
+                    return Ok(Next::End);
+                }
+                *line_no += 1;
+                let row = *line_no;
+                buf.row = row;
+                while matches!(line.last(), Some(b'\n' | b'\r')) {
+                    line.pop();
+                }
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let malformed = |field: Option<String>, reason: String| Next::Malformed {
+                    row,
+                    raw: shorten(String::from_utf8_lossy(line).into_owned()),
+                    field,
+                    reason,
+                };
+                if line.len() > self.max_field.saturating_mul(width.max(1)) {
+                    return Ok(malformed(
+                        None,
+                        format!("row is {} bytes, over the field limit", line.len()),
+                    ));
+                }
+                let text = match decode(line, self.encoding) {
+                    Ok(t) => t,
+                    Err(at) => return Ok(malformed(None, format!("invalid UTF-8 at byte {at} of the row"))),
+                };
+                for f in buf.fields.iter_mut() {
+                    f.clear();
+                }
+                match split {
+                    LineSplit::Whitespace => {
+                        let parts: Vec<&str> = text.split_ascii_whitespace().collect();
+                        if parts.len() != width {
+                            return Ok(malformed(
+                                None,
+                                format!("has {} fields, the header has {width}", parts.len()),
+                            ));
+                        }
+                        for (out, part) in buf.fields.iter_mut().zip(parts) {
+                            out.push_str(part);
+                        }
+                    }
+                    LineSplit::Fixed(widths) => {
+                        let mut chars = text.chars();
+                        for (i, w) in widths.iter().enumerate().take(width) {
+                            let out = &mut buf.fields[i];
+                            out.extend(chars.by_ref().take(*w));
+                            let trimmed = out.trim();
+                            if trimmed.len() != out.len() {
+                                *out = trimmed.to_string();
+                            }
+                        }
+                        if chars.any(|c| !c.is_whitespace()) {
+                            return Ok(malformed(None, "is longer than the fixed-width layout".into()));
+                        }
+                    }
+                    LineSplit::Json => {
+                        let value: serde_json::Value = match serde_json::from_str(&text) {
+                            Ok(v) => v,
+                            Err(e) => return Ok(malformed(None, format!("invalid JSON: {e}"))),
+                        };
+                        let serde_json::Value::Object(map) = value else {
+                            return Ok(malformed(None, "is not a JSON object".into()));
+                        };
+                        for (i, name) in self.columns.iter().enumerate() {
+                            let out = &mut buf.fields[i];
+                            match map.get(name) {
+                                None | Some(serde_json::Value::Null) => {}
+                                Some(serde_json::Value::String(s)) => out.push_str(s),
+                                Some(other) => out.push_str(&other.to_string()),
+                            }
+                            if out.len() > self.max_field {
+                                let len = out.len();
+                                return Ok(malformed(
+                                    Some(name.clone()),
+                                    format!("field is {len} bytes, over the {} byte limit", self.max_field),
+                                ));
+                            }
+                        }
+                    }
+                }
+                return Ok(Next::Record);
+            },
+            Inner::Parquet { reader, batch, row } => loop {
+                if let Some((columns, at)) = batch
+                    && *at < columns.first().map_or(0, |c| c.len())
+                {
+                    *row += 1;
+                    buf.row = *row;
+                    for (out, column) in buf.fields.iter_mut().zip(columns.iter()) {
+                        out.clear();
+                        if column.is_valid(*at) {
+                            out.push_str(column.value(*at));
+                        }
+                    }
+                    *at += 1;
+                    return Ok(Next::Record);
+                }
+                match reader.next() {
+                    None => return Ok(Next::End),
+                    Some(Err(e)) => {
+                        return Err(SourceError::Read {
+                            path: self.name.clone(),
+                            message: format!("cannot read past row {row}: {e}"),
+                        });
+                    }
+                    Some(Ok(next)) => *batch = Some((text_columns(&next, &self.name)?, 0)),
+                }
+            },
+        }
+    }
+}
+
+fn text_columns(batch: &RecordBatch, name: &Path) -> Result<Vec<StringArray>, SourceError> {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            let text = cast(c, &DataType::Utf8).map_err(|e| SourceError::Read {
+                path: name.to_path_buf(),
+                message: format!("cannot read a column as text: {e}"),
+            })?;
+            Ok(text
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("cast to Utf8 gives a StringArray")
+                .clone())
+        })
+        .collect()
+}
+
+fn shorten(mut s: String) -> String {
+    if s.len() > RAW_ROW_LIMIT {
+        let mut end = RAW_ROW_LIMIT;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+/// Decode bytes; on invalid UTF-8, the byte offset where it starts.
+fn decode(bytes: &[u8], encoding: Encoding) -> Result<String, usize> {
+    let mut out = String::with_capacity(bytes.len());
+    decode_into(bytes, encoding, &mut out)?;
+    Ok(out)
+}
+
+fn decode_into(bytes: &[u8], encoding: Encoding, out: &mut String) -> Result<(), usize> {
+    match encoding {
+        Encoding::Utf8 => {
+            let text = std::str::from_utf8(bytes).map_err(|e| e.valid_up_to())?;
+            out.push_str(text);
+        }
+        // Latin-1 bytes are the first 256 Unicode code points.
+        Encoding::Latin1 => out.extend(bytes.iter().map(|&b| b as char)),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Rows = Vec<(u64, Vec<String>)>;
+
+    fn read_all(body: &str, name: &str, spec: &FormatSpec) -> (Vec<String>, Rows, Vec<String>) {
+        let mut reader =
+            RecordReader::from_bytes(Path::new(name), bytes::Bytes::from(body.to_string()), spec, &[]).unwrap();
+        let mut buf = RecordBuf::default();
+        let (mut rows, mut bad) = (Vec::new(), Vec::new());
+        loop {
+            match reader.next(&mut buf).unwrap() {
+                Next::Record => rows.push((buf.row, buf.fields.clone())),
+                Next::Malformed { row, reason, .. } => bad.push(format!("{row}: {reason}")),
+                Next::End => break,
+            }
+        }
+        (reader.columns().to_vec(), rows, bad)
+    }
+
+    #[test]
+    fn csv_with_quotes_and_a_short_row() {
+        let (cols, rows, bad) = read_all(
+            "a;b\n1;\"x;y\"\n2\n3;z\n",
+            "t.csv",
+            &FormatSpec {
+                delimiter: Some(";".into()),
+                ..FormatSpec::default()
+            },
+        );
+        assert_eq!(cols, ["a", "b"]);
+        assert_eq!(
+            rows,
+            [(2, vec!["1".into(), "x;y".into()]), (4, vec!["3".into(), "z".into()])]
+        );
+        assert_eq!(bad, ["3: has 1 fields, the header has 2"]);
+    }
+
+    #[test]
+    fn fixed_width_and_ndjson() {
+        let spec = FormatSpec {
+            kind: Some(FormatKind::FixedWidth),
+            widths: vec![4, 6],
+            ..FormatSpec::default()
+        };
+        let (cols, rows, _) = read_all("ID  NAME\nA1  Bolt  \nB2  Nut\n", "p.txt", &spec);
+        assert_eq!(cols, ["ID", "NAME"]);
+        assert_eq!(rows[0].1, ["A1", "Bolt"]);
+        assert_eq!(rows[1].1, ["B2", "Nut"]);
+        let (cols, rows, bad) = read_all(
+            "{\"id\":1,\"n\":\"x\"}\nnot json\n{\"id\":2,\"n\":null}\n",
+            "a.ndjson",
+            &FormatSpec::default(),
+        );
+        assert_eq!(cols, ["id", "n"]);
+        assert_eq!(
+            rows,
+            [(1, vec!["1".into(), "x".into()]), (3, vec!["2".into(), String::new()])]
+        );
+        assert!(bad[0].starts_with("2: invalid JSON"), "{bad:?}");
+    }
+}

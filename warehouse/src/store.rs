@@ -1,0 +1,393 @@
+//! Delta Lake tables under the data directory: open, append exactly once, read (also as of an earlier
+//! version or time), compact and vacuum.
+//!
+//! Exactly-once writes use Delta's own application transactions (`txn` actions): every write names a
+//! marker (an ingest batch id, a job run), the marker is committed in the same atomic log entry as the
+//! data, and a writer that finds its marker already in the table knows the write happened and skips
+//! it. A crash or kill therefore leaves each table at its last committed version, and a re-run
+//! finishes what is missing without writing anything twice.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableError};
+
+use crate::layout::{DataDir, Layer};
+
+/// Why a table operation failed, naming the table.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The Delta log or a data file could not be read or written.
+    #[error("Delta table {table}: {source}")]
+    Delta {
+        /// `layer.name`.
+        table: String,
+        /// What Delta reported.
+        #[source]
+        source: DeltaTableError,
+    },
+    /// A query over a table failed.
+    #[error("query on {table}: {source}")]
+    Query {
+        /// `layer.name`.
+        table: String,
+        /// What DataFusion reported.
+        #[source]
+        source: DataFusionError,
+    },
+    /// The table has never been written.
+    #[error("table {table} does not exist (nothing has been ingested into it)")]
+    Missing {
+        /// `layer.name`.
+        table: String,
+    },
+}
+
+/// Which state of a table to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// The latest committed version.
+    Latest,
+    /// A version number from the table's history.
+    Version(u64),
+    /// The version that was current at this time.
+    Time(DateTime<Utc>),
+}
+
+/// One write: the rows, how the table is partitioned, and the exactly-once marker.
+#[derive(Debug, Clone)]
+pub struct Append<'a> {
+    /// Rows to add; all batches share one schema.
+    pub batches: Vec<RecordBatch>,
+    /// Partition columns, used when the write creates the table.
+    pub partition_by: &'a [&'a str],
+    /// Application transaction id committed with the data; a table that holds it already is skipped.
+    pub marker: &'a str,
+    /// Extra commit metadata (shown by `DESCRIBE HISTORY`-like tools).
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What a compaction did to one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Compaction {
+    /// Files before.
+    pub files_removed: u64,
+    /// Files written in their place.
+    pub files_added: u64,
+}
+
+/// The tables of one data directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: DataDir,
+}
+
+impl Store {
+    /// The tables under `dir`.
+    pub fn new(dir: DataDir) -> Self {
+        Self { dir }
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &DataDir {
+        &self.dir
+    }
+
+    /// Whether the table has at least one committed version.
+    pub fn exists(&self, layer: Layer, name: &str) -> bool {
+        self.dir.table(layer, name).join("_delta_log").is_dir()
+    }
+
+    /// Every table that exists, by layer then name.
+    pub fn tables(&self) -> Vec<(Layer, String)> {
+        let mut found = Vec::new();
+        for layer in Layer::ALL {
+            let Ok(entries) = std::fs::read_dir(self.dir.layer(layer)) else {
+                continue;
+            };
+            let mut names: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().join("_delta_log").is_dir())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect();
+            names.sort();
+            found.extend(names.into_iter().map(|n| (layer, n)));
+        }
+        found
+    }
+
+    /// Open a table as of `as_of`; `Missing` when it was never written.
+    pub async fn open(&self, layer: Layer, name: &str, as_of: AsOf) -> Result<DeltaTable, StoreError> {
+        let label = format!("{layer}.{name}");
+        if !self.exists(layer, name) {
+            return Err(StoreError::Missing { table: label });
+        }
+        let delta = |source| StoreError::Delta {
+            table: label.clone(),
+            source,
+        };
+        let url = self.url(layer, name).map_err(delta)?;
+        let mut table = DeltaTable::try_from_url(url).await.map_err(delta)?;
+        match as_of {
+            AsOf::Latest => {}
+            AsOf::Version(v) => table.load_version(v).await.map_err(delta)?,
+            AsOf::Time(t) => table.load_with_datetime(t).await.map_err(delta)?,
+        }
+        Ok(table)
+    }
+
+    /// Whether a write carrying `marker` was committed to the table.
+    pub async fn has_marker(&self, layer: Layer, name: &str, marker: &str) -> Result<bool, StoreError> {
+        let table = match self.open(layer, name, AsOf::Latest).await {
+            Ok(t) => t,
+            Err(StoreError::Missing { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let snapshot = table.snapshot().map_err(|source| StoreError::Delta {
+            table: format!("{layer}.{name}"),
+            source,
+        })?;
+        let version = snapshot
+            .transaction_version(table.log_store().as_ref(), marker)
+            .await
+            .map_err(|source| StoreError::Delta {
+                table: format!("{layer}.{name}"),
+                source,
+            })?;
+        Ok(version.is_some())
+    }
+
+    /// Append rows in one atomic commit, creating the table on first write and merging new columns
+    /// into its schema. Returns the new version, or `None` when the marker was already committed
+    /// (the write happened before) or there was nothing to write.
+    pub async fn append(&self, layer: Layer, name: &str, append: Append<'_>) -> Result<Option<u64>, StoreError> {
+        if self.has_marker(layer, name, append.marker).await? {
+            return Ok(None);
+        }
+        if append.batches.iter().all(|b| b.num_rows() == 0) {
+            return Ok(None);
+        }
+        let label = format!("{layer}.{name}");
+        let delta = |source| StoreError::Delta {
+            table: label.clone(),
+            source,
+        };
+        let url = self.url(layer, name).map_err(delta)?;
+        // A table that does not exist yet is created by the write; loading it first would only
+        // make the Delta kernel log an error about an empty log.
+        let table = if self.exists(layer, name) {
+            DeltaTable::try_from_url(url).await.map_err(delta)?
+        } else {
+            deltalake::DeltaTableBuilder::from_url(url)
+                .and_then(|b| b.build())
+                .map_err(delta)?
+        };
+        let properties = CommitProperties::default()
+            .with_metadata(append.metadata)
+            .with_application_transaction(Transaction::new(append.marker, 0));
+        let written = table
+            .write(append.batches)
+            .with_save_mode(SaveMode::Append)
+            .with_schema_mode(SchemaMode::Merge)
+            .with_partition_columns(append.partition_by.iter().map(|c| c.to_string()))
+            .with_table_name(name)
+            .with_commit_properties(properties)
+            .await
+            .map_err(delta)?;
+        Ok(written.version())
+    }
+
+    /// Insert new keys and replace rows whose key exists, in one atomic commit (a Delta MERGE).
+    /// Skipped, like [`Store::append`], when the marker was committed before.
+    pub async fn upsert(
+        &self,
+        layer: Layer,
+        name: &str,
+        append: Append<'_>,
+        key: &[&str],
+    ) -> Result<Option<u64>, StoreError> {
+        if !self.exists(layer, name) {
+            return self.append(layer, name, append).await;
+        }
+        if self.has_marker(layer, name, append.marker).await? {
+            return Ok(None);
+        }
+        let label = format!("{layer}.{name}");
+        let Some(first) = append.batches.first() else {
+            return Ok(None);
+        };
+        let columns: Vec<String> = first.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let ctx = SessionContext::new();
+        let source = ctx.read_batches(append.batches).map_err(|source| StoreError::Query {
+            table: label.clone(),
+            source,
+        })?;
+        let predicate = key
+            .iter()
+            .map(|k| format!("target.\"{k}\" = source.\"{k}\""))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let table = self.open(layer, name, AsOf::Latest).await?;
+        let delta = |source| StoreError::Delta {
+            table: label.clone(),
+            source,
+        };
+        let properties = CommitProperties::default()
+            .with_metadata(append.metadata)
+            .with_application_transaction(Transaction::new(append.marker, 0));
+        let (merged, _) = table
+            .merge(source, predicate)
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .with_commit_properties(properties)
+            .when_matched_update(|update| {
+                columns
+                    .iter()
+                    .fold(update, |u, c| u.update(c.as_str(), format!("source.\"{c}\"")))
+            })
+            .map_err(delta)?
+            .when_not_matched_insert(|insert| {
+                columns
+                    .iter()
+                    .fold(insert, |i, c| i.set(c.as_str(), format!("source.\"{c}\"")))
+            })
+            .map_err(delta)?
+            .await
+            .map_err(delta)?;
+        Ok(merged.version())
+    }
+
+    /// A DataFusion session with the given tables registered as `layer.name` (only those that exist).
+    pub async fn session(&self, tables: &[(Layer, &str)]) -> Result<SessionContext, StoreError> {
+        let ctx = SessionContext::new_with_config(
+            datafusion::prelude::SessionConfig::new()
+                .with_information_schema(true)
+                .with_create_default_catalog_and_schema(true),
+        );
+        for &(layer, name) in tables {
+            if !self.exists(layer, name) {
+                continue;
+            }
+            self.register(&ctx, layer, name, AsOf::Latest).await?;
+        }
+        Ok(ctx)
+    }
+
+    /// Register one table in `ctx` under `layer.name`, as of `as_of`.
+    pub async fn register(
+        &self,
+        ctx: &SessionContext,
+        layer: Layer,
+        name: &str,
+        as_of: AsOf,
+    ) -> Result<(), StoreError> {
+        let label = format!("{layer}.{name}");
+        let table = self.open(layer, name, as_of).await?;
+        let provider = table.table_provider().await.map_err(|source| StoreError::Query {
+            table: label.clone(),
+            source,
+        })?;
+        let query = |source| StoreError::Query {
+            table: label.clone(),
+            source,
+        };
+        let catalog = ctx
+            .catalog("datafusion")
+            .expect("the default catalog is always created");
+        if catalog.schema(layer.name()).is_none() {
+            catalog
+                .register_schema(layer.name(), Arc::new(datafusion::catalog::MemorySchemaProvider::new()))
+                .map_err(query)?;
+        }
+        ctx.register_table(format!("{layer}.{name}").as_str(), provider)
+            .map_err(query)?;
+        Ok(())
+    }
+
+    /// Run a query over the given tables and collect its result.
+    pub async fn query(&self, tables: &[(Layer, &str)], sql: &str) -> Result<Vec<RecordBatch>, StoreError> {
+        let ctx = self.session(tables).await?;
+        let label = tables
+            .iter()
+            .map(|(l, n)| format!("{l}.{n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let query = |source| StoreError::Query {
+            table: label.clone(),
+            source,
+        };
+        ctx.sql(sql).await.map_err(query)?.collect().await.map_err(query)
+    }
+
+    /// Rewrite a table's small files into larger ones (one commit; readers see the same rows).
+    pub async fn optimize(&self, layer: Layer, name: &str) -> Result<Compaction, StoreError> {
+        let label = format!("{layer}.{name}");
+        let table = self.open(layer, name, AsOf::Latest).await?;
+        let (_, metrics) = table.optimize().await.map_err(|source| StoreError::Delta {
+            table: label.clone(),
+            source,
+        })?;
+        Ok(Compaction {
+            files_removed: metrics.num_files_removed,
+            files_added: metrics.num_files_added,
+        })
+    }
+
+    /// Delete data files that no version newer than `retain_hours` ago needs. Returns files deleted.
+    pub async fn vacuum(&self, layer: Layer, name: &str, retain_hours: u32) -> Result<usize, StoreError> {
+        let label = format!("{layer}.{name}");
+        let table = self.open(layer, name, AsOf::Latest).await?;
+        let (_, metrics) = table
+            .vacuum()
+            .with_retention_period(chrono::Duration::hours(i64::from(retain_hours)))
+            .with_enforce_retention_duration(false)
+            .await
+            .map_err(|source| StoreError::Delta { table: label, source })?;
+        Ok(metrics.files_deleted.len())
+    }
+
+    /// The commit history of a table, newest first: version, time and our commit metadata.
+    pub async fn history(
+        &self,
+        layer: Layer,
+        name: &str,
+    ) -> Result<Vec<HashMap<String, serde_json::Value>>, StoreError> {
+        use futures::StreamExt;
+        let label = format!("{layer}.{name}");
+        let table = self.open(layer, name, AsOf::Latest).await?;
+        let commits: Vec<_> = table.history(None).collect().await;
+        let mut out = Vec::with_capacity(commits.len());
+        for commit in commits {
+            let commit = commit.map_err(|source| StoreError::Delta {
+                table: label.clone(),
+                source,
+            })?;
+            let mut entry = commit.info.clone();
+            if let Some(ts) = commit.timestamp {
+                entry.insert("timestamp".into(), ts.into());
+            }
+            if let Some(op) = &commit.operation {
+                entry.insert("operation".into(), op.clone().into());
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    fn url(&self, layer: Layer, name: &str) -> Result<url::Url, DeltaTableError> {
+        let path: PathBuf = self.dir.table(layer, name);
+        std::fs::create_dir_all(&path).map_err(|e| DeltaTableError::Generic(format!("{}: {e}", path.display())))?;
+        let absolute =
+            std::fs::canonicalize(&path).map_err(|e| DeltaTableError::Generic(format!("{}: {e}", path.display())))?;
+        deltalake::ensure_table_uri(absolute.to_string_lossy())
+    }
+}
