@@ -2,6 +2,7 @@
 
 mod cli;
 mod generate;
+mod ingest;
 
 use std::path::Path;
 use std::process::{Command, Output};

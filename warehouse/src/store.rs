@@ -282,6 +282,13 @@ impl Store {
         Ok(ctx)
     }
 
+    /// A DataFusion session with every existing table registered as `layer.name`.
+    pub async fn session_all(&self) -> Result<SessionContext, StoreError> {
+        let tables = self.tables();
+        let refs: Vec<(Layer, &str)> = tables.iter().map(|(l, n)| (*l, n.as_str())).collect();
+        self.session(&refs).await
+    }
+
     /// Register one table in `ctx` under `layer.name`, as of `as_of`.
     pub async fn register(
         &self,
