@@ -503,7 +503,11 @@ fn a_file_lands_as_a_plain_raw_table_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     let file = data.join("subscriptions.csv");
-    std::fs::write(&file, "Customer Email,Plan,Seats\na@x.com,pro,5\nb@y.org,basic,1\n").unwrap();
+    std::fs::write(
+        &file,
+        "Customer Email,Plan,Seats,Started,Zip\na@x.com,pro,5,2024-01-31,01067\nb@y.org,basic,1,,80331\n",
+    )
+    .unwrap();
     let output = run(
         tributary().args([
             "--data-dir",
@@ -522,4 +526,56 @@ fn a_file_lands_as_a_plain_raw_table_in_one_line() {
         "SELECT customer_email, plan, seats, _row FROM raw.subscriptions ORDER BY _row",
     );
     assert_eq!(rows, [["a@x.com", "pro", "5", "2"], ["b@y.org", "basic", "1", "3"]]);
+    // Types come from the values: whole numbers, dates; codes with leading zeros stay text.
+    let types = sql(
+        data,
+        "SELECT arrow_typeof(seats), arrow_typeof(started), arrow_typeof(zip), CAST(started AS VARCHAR) \
+         FROM raw.subscriptions ORDER BY _row LIMIT 1",
+    );
+    assert_eq!(types, [["Int64", "Date32", "Utf8View", "2024-01-31"]]);
+}
+
+#[test]
+fn duckdb_and_polars_read_the_tables_we_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    generate(data, "50");
+    ingest_json(data, &[], true);
+    let ours = count(data, "staging.order_line");
+    let partitioned = count(data, "staging.sales_order");
+    // polars reads the Delta table through delta-rs's Python package (log and all); DuckDB reads
+    // the Parquet files, including the month partitions' hive-style folders.
+    let script = format!(
+        r#"
+import duckdb, polars as pl
+lines = pl.read_delta("{lines}")
+orders = pl.read_delta("{orders}")
+net = lines.select(pl.col("net_amount").cast(pl.Float64).sum()).item()
+duck = duckdb.sql("SELECT count(*), sum(net_amount)::DOUBLE FROM read_parquet('{lines}/*.parquet')").fetchall()[0]
+duck_orders = duckdb.sql("SELECT count(*), count(DISTINCT _month) FROM read_parquet('{orders}/*/*.parquet', hive_partitioning = true)").fetchall()[0]
+print(lines.height, orders.height, duck[0], duck_orders[0], duck_orders[1], abs(net - duck[1]) < 0.01)
+"#,
+        lines = data.join("tables/staging/order_line").display(),
+        orders = data.join("tables/staging/sales_order").display(),
+    );
+    let output = crate::python().arg("-c").arg(&script).output().unwrap();
+    assert!(
+        output.status.success(),
+        "python3 with duckdb and polars (pip install -r tests/requirements.txt): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let fields: Vec<&str> = printed.split_whitespace().collect();
+    let months = sql(data, "SELECT count(DISTINCT _month) FROM staging.sales_order")[0][0].clone();
+    assert_eq!(
+        fields,
+        [
+            ours.to_string().as_str(),
+            partitioned.to_string().as_str(),
+            ours.to_string().as_str(),
+            partitioned.to_string().as_str(),
+            months.as_str(),
+            "True"
+        ]
+    );
 }

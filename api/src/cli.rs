@@ -65,6 +65,9 @@ pub struct GenerateArgs {
     /// Output directory [default: <data-dir>/landing].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Also load the ERP tables into this PostgreSQL database (schema `erp`), to pull from.
+    #[arg(long, value_name = "URL")]
+    pub erp_db: Option<String>,
     /// Size and shape.
     #[command(flatten)]
     pub sample: SampleArgs,

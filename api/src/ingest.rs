@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use tributary_ingest::batch::{BatchReport, BatchStatus};
 use tributary_ingest::run::{self, Pipelines, RunReport};
+use tributary_ingest::source::database::{Database, DatabaseKind};
 use tributary_warehouse::layout::{DataDir, Layer};
 use tributary_warehouse::store::Store;
 
@@ -97,6 +98,23 @@ pub async fn ingest_once(
                 .with_context(|| format!("ingesting source {} ({})", source.name, dir.display()))?;
             report.batches.extend(more.batches);
             report.rejected.extend(more.rejected);
+        }
+        for source in &config.sources {
+            let kind = match source.kind {
+                SourceKind::Postgres => DatabaseKind::Postgres,
+                SourceKind::Mysql => DatabaseKind::Mysql,
+                _ => continue,
+            };
+            let db = Database {
+                name: source.name.clone(),
+                kind,
+                url: source.url.clone().expect("validated: database sources have a url"),
+            };
+            bar.set_message(format!("pulling {}", source.name));
+            let pulled = run::pull_database(store, pipelines, &db)
+                .await
+                .with_context(|| format!("pulling from source {}", source.name))?;
+            report.batches.extend(pulled);
         }
     }
     bar.finish_and_clear();

@@ -51,6 +51,15 @@ pub fn generate(config: &Config, args: GenerateArgs) -> anyhow::Result<()> {
     let options = options(config, args.sample);
     let (manifest, took) = generate_with_progress(&options, &out)?;
     print_summary(&manifest, &out, took);
+    if let Some(url) = &args.erp_db {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let loaded = runtime.block_on(sample_company::erp_db::load_postgres(&out, url))?;
+        println!("Loaded the ERP into PostgreSQL:");
+        for (table, rows) in loaded {
+            println!("  {table:<36} {:>12} rows", thousands(rows));
+        }
+        println!("Pull from it with a source named `sample_erp_db` in the configuration (see `tributary config`).");
+    }
     Ok(())
 }
 

@@ -254,6 +254,12 @@ pub async fn ingest(
     conformer.finish_chunk(&lineage, &mut raw_batches, &mut target_batches, &mut quarantined)?;
     progress(report.rows_read);
 
+    // A plain table (no canonical entity) gets column types from its values or the pipeline.
+    if targets.is_empty() && !raw_batches.is_empty() {
+        raw_batches = type_plain_table(raw_batches, &columns, &pipeline.raw_types)
+            .map_err(|e| expression_error(pipeline, "raw_types", input, e))?;
+    }
+
     // Checks that need the whole input (references, keys) drop rows from every target at once.
     let mut finals: Vec<RecordBatch> = Vec::with_capacity(targets.len());
     for (t, batches) in target_batches.into_iter().enumerate() {
@@ -770,6 +776,86 @@ impl<'a> Conformer<'a> {
             .and_then(|v| v.into_array(rows))
             .map_err(|e| e.to_string())
     }
+}
+
+/// Types for a plain table: declared ones (`raw_types`), else the narrowest type every non-empty
+/// value parses as (integer, float, date, timestamp, boolean), else text.
+fn type_plain_table(
+    batches: Vec<RecordBatch>,
+    columns: &[String],
+    declared: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<RecordBatch>, String> {
+    let schema = batches[0].schema();
+    let mut types = Vec::with_capacity(columns.len());
+    for (i, source) in columns.iter().enumerate() {
+        let kind = match declared.get(source).or_else(|| declared.get(&raw_column_name(source))) {
+            Some(t) => t.parse::<crate::entity::ColumnType>()?,
+            None => infer_type(batches.iter().map(|b| b.column(i))),
+        };
+        types.push(kind);
+    }
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    for (field, kind) in fields.iter_mut().zip(&types) {
+        *field = Field::new(field.name(), kind.arrow(), true);
+    }
+    let typed_schema = Arc::new(Schema::new(fields));
+    batches
+        .into_iter()
+        .map(|batch| {
+            let mut arrays = batch.columns().to_vec();
+            for (i, kind) in types.iter().enumerate() {
+                let text = arrays[i]
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("raw columns are text");
+                let mut builder = ColumnBuilder::new(*kind);
+                for row in 0..text.len() {
+                    let value = if text.is_null(row) || text.value(row).trim().is_empty() {
+                        Value::Null
+                    } else {
+                        convert::parse(text.value(row).trim(), *kind, &ParseOptions::default())
+                            .map_err(|e| format!("column `{}`, row {}: {e}", columns[i], row + 1))?
+                    };
+                    builder.push(&value);
+                }
+                arrays[i] = builder.finish();
+            }
+            RecordBatch::try_new(typed_schema.clone(), arrays).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+fn infer_type<'a>(arrays: impl Iterator<Item = &'a ArrayRef> + Clone) -> crate::entity::ColumnType {
+    use crate::entity::ColumnType;
+    let options = ParseOptions::default();
+    let candidates = [
+        ColumnType::Integer,
+        ColumnType::Float,
+        ColumnType::Date,
+        ColumnType::Timestamp,
+        ColumnType::Boolean,
+    ];
+    let mut any = false;
+    'candidate: for kind in candidates {
+        for array in arrays.clone() {
+            let text = array
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("raw columns are text");
+            for value in text.iter().flatten().map(str::trim).filter(|v| !v.is_empty()) {
+                any = true;
+                // Integers written with leading zeros are codes (postal codes, SKUs), not numbers.
+                let code = value.len() > 1 && value.starts_with('0') && !value.starts_with("0.");
+                if code || convert::parse(value, kind, &options).is_err() {
+                    continue 'candidate;
+                }
+            }
+        }
+        if any {
+            return kind;
+        }
+    }
+    ColumnType::Text
 }
 
 /// Raw tables keep source column names, made safe for SQL and Delta (lower case, underscores).

@@ -49,6 +49,13 @@ pub struct Pipeline {
     /// The `raw` table rows land in as received; the pipeline name by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_table: Option<String>,
+    /// Column types of a plain `raw` table (no targets), by source column; others are inferred.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub raw_types: BTreeMap<String, String>,
+    /// Use the targets (mappings) of another pipeline, e.g. a database pull of a table whose
+    /// export a file pipeline already maps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets_of: Option<String>,
     /// Canonical entities fed from each row. Empty: the file lands in `raw` only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<Target>,
@@ -277,6 +284,12 @@ impl Pipeline {
         {
             return Err(fail("format.quote".into(), format!("{q:?} is not one ASCII character")));
         }
+        if self.table.is_some() != self.watermark.is_some() {
+            return Err(fail(
+                "watermark".into(),
+                "a database pipeline names both `table` and `watermark`".into(),
+            ));
+        }
         if self.format.kind == Some(FormatKind::FixedWidth) && self.format.widths.is_empty() {
             return Err(fail(
                 "format.widths".into(),
@@ -464,9 +477,10 @@ mod tests {
     fn the_sample_company_pipelines_resolve() {
         let pipelines = parse_pipelines(SAMPLE_COMPANY_TOML, "built-in").unwrap();
         assert!(pipelines.len() >= 15);
-        for p in &pipelines {
-            p.resolve().unwrap();
-        }
+        let checked = crate::run::Pipelines::new(pipelines).unwrap();
+        let (db, targets) = checked.get("erp_db_sales_orders").unwrap();
+        assert_eq!(db.table.as_deref(), Some("erp.sales_orders"));
+        assert_eq!(targets[0].entity.name, "sales_order");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use tributary_warehouse::store::Store;
 
 use crate::batch::{self, BatchReport, BatchStatus, IngestError, InputId};
 use crate::pipeline::{Pipeline, PipelineError, ResolvedTarget, SAMPLE_COMPANY_TOML, parse_pipelines};
+use crate::source::database::{self, Database, DatabaseError};
 use crate::source::file::{RecordReader, SourceError};
 use crate::source::{landing, push};
 
@@ -19,8 +20,22 @@ pub struct Pipelines {
 
 impl Pipelines {
     /// Check every pipeline; names must be unique.
-    pub fn new(pipelines: Vec<Pipeline>) -> Result<Self, PipelineError> {
+    pub fn new(mut pipelines: Vec<Pipeline>) -> Result<Self, PipelineError> {
         let mut list = Vec::with_capacity(pipelines.len());
+        let originals = pipelines.clone();
+        for p in &mut pipelines {
+            if let Some(other) = &p.targets_of {
+                let from = originals
+                    .iter()
+                    .find(|o| &o.name == other)
+                    .ok_or_else(|| PipelineError {
+                        pipeline: p.name.clone(),
+                        key: "targets_of".into(),
+                        message: format!("no pipeline is called `{other}`"),
+                    })?;
+                p.targets = from.targets.clone();
+            }
+        }
         for p in pipelines {
             if list.iter().any(|(q, _): &(Pipeline, _)| q.name == p.name) {
                 return Err(PipelineError {
@@ -189,6 +204,8 @@ pub async fn ingest_as_raw(
         files: None,
         table: None,
         watermark: None,
+        targets_of: None,
+        raw_types: Default::default(),
         format: Default::default(),
         raw_table: None,
         targets: Vec::new(),
@@ -232,6 +249,50 @@ pub async fn ingest_push(
     let reader =
         RecordReader::from_bytes(&label, body, &format, &wanted_columns(targets)).map_err(IngestError::from)?;
     Ok(batch::ingest(store, pipeline, targets, &input, reader, &|_| {}).await?)
+}
+
+/// Pull new and changed rows of every pipeline whose source is `db`.
+pub async fn pull_database(store: &Store, pipelines: &Pipelines, db: &Database) -> Result<Vec<BatchReport>, PullError> {
+    let mut reports = Vec::new();
+    for (pipeline, targets) in pipelines.iter() {
+        if pipeline.source != db.name {
+            continue;
+        }
+        let (Some(table), Some(watermark)) = (&pipeline.table, &pipeline.watermark) else {
+            continue;
+        };
+        let after = database::last_watermark(store, &pipeline.name)
+            .await
+            .map_err(IngestError::from)?;
+        let pulled = database::pull(db, table, watermark, after.as_deref()).await?;
+        let input = InputId {
+            source: db.name.clone(),
+            file: pulled.query.clone(),
+            content_hash: pulled.content_hash(),
+        };
+        let name = std::path::PathBuf::from(format!("{}:{table}", db.name));
+        let high = pulled.high_watermark.clone();
+        let reader = RecordReader::from_rows(&name, pulled.columns, pulled.rows);
+        let report = batch::ingest(store, pipeline, targets, &input, reader, &|_| {}).await?;
+        if let Some(high) = high {
+            database::store_watermark(store, &pipeline.name, db, table, watermark, &high, &report.batch_id)
+                .await
+                .map_err(IngestError::from)?;
+        }
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// A pull that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// The database could not be read.
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    /// The batch failed.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
 }
 
 /// A push that cannot be taken.

@@ -24,6 +24,7 @@
 
 mod calendar;
 mod customer;
+pub mod erp_db;
 mod export;
 mod names;
 mod random;

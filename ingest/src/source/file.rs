@@ -108,6 +108,10 @@ enum Inner {
         batch: Option<(Vec<StringArray>, usize)>,
         row: u64,
     },
+    Rows {
+        rows: std::vec::IntoIter<Vec<Option<String>>>,
+        row: u64,
+    },
 }
 
 enum LineSplit {
@@ -184,6 +188,20 @@ impl RecordReader {
             return Self::parquet(name, builder, spec);
         }
         Self::from_reader(name, Box::new(std::io::Cursor::new(body)), spec, wanted)
+    }
+
+    /// Records already split into text values (a database pull), named `name` in errors and lineage.
+    pub fn from_rows(name: &Path, columns: Vec<String>, rows: Vec<Vec<Option<String>>>) -> Self {
+        Self {
+            name: name.to_path_buf(),
+            columns,
+            inner: Inner::Rows {
+                rows: rows.into_iter(),
+                row: 0,
+            },
+            encoding: Encoding::Utf8,
+            max_field: usize::MAX,
+        }
     }
 
     fn parquet<T: datafusion::parquet::file::reader::ChunkReader + 'static>(
@@ -325,7 +343,7 @@ impl RecordReader {
                     .collect();
                 Ok(buf.fields)
             }
-            Inner::Parquet { .. } => Ok(self.columns.clone()),
+            Inner::Parquet { .. } | Inner::Rows { .. } => Ok(self.columns.clone()),
         }
     }
 
@@ -506,6 +524,20 @@ impl RecordReader {
                 }
                 return Ok(Next::Record);
             },
+            Inner::Rows { rows, row } => {
+                let Some(values) = rows.next() else {
+                    return Ok(Next::End);
+                };
+                *row += 1;
+                buf.row = *row;
+                for (out, value) in buf.fields.iter_mut().zip(values) {
+                    out.clear();
+                    if let Some(v) = value {
+                        out.push_str(&v);
+                    }
+                }
+                Ok(Next::Record)
+            }
             Inner::Parquet { reader, batch, row } => loop {
                 if let Some((columns, at)) = batch
                     && *at < columns.first().map_or(0, |c| c.len())
