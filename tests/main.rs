@@ -2,8 +2,10 @@
 
 mod cli;
 mod generate;
+mod identity;
 mod ingest;
 mod pull;
+mod sql;
 
 use std::path::Path;
 use std::process::{Command, Output};

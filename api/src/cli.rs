@@ -34,6 +34,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Ingest the landing directory (or --from) into Delta tables: raw, staging, quarantine.
     Ingest(IngestArgs),
+    /// Bring the core tables up to date with staging (ingest does this at its end).
+    Refresh,
+    /// Run SQL against the data directory's tables (a prompt when no query is given).
+    Sql(SqlArgs),
     /// Compact small files of tables (all, or those named as layer.name).
     Optimize(MaintainArgs),
     /// Delete data files that old table versions no longer need.
@@ -115,4 +119,25 @@ pub struct MaintainArgs {
     /// vacuum: keep files needed by versions of the last this many hours.
     #[arg(long, default_value_t = 168)]
     pub retain_hours: u32,
+}
+
+/// `tributary sql`.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query; without one, statements are read from standard input (ending in `;`).
+    pub query: Option<String>,
+    /// How to print results.
+    #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
+    pub format: SqlFormat,
+}
+
+/// Result formats of `tributary sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqlFormat {
+    /// Aligned table for people.
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// A JSON array of objects.
+    Json,
 }

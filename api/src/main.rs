@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod ingest;
 mod sample;
+mod sql;
 
 use std::process::ExitCode;
 
@@ -39,6 +40,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => sample::generate(&config, args),
         Command::Demo(args) => runtime()?.block_on(sample::demo(&config, args)),
         Command::Ingest(args) => runtime()?.block_on(ingest::ingest(&config, args)),
+        Command::Refresh => runtime()?.block_on(ingest::refresh(&config)),
+        Command::Sql(args) => runtime()?.block_on(sql::sql(&config, args)),
         Command::Optimize(args) => runtime()?.block_on(ingest::optimize(&config, args)),
         Command::Vacuum(args) => runtime()?.block_on(ingest::vacuum(&config, args)),
         Command::Config => {

@@ -1,3 +1,4 @@
 //! Integration tests of the ingest crate, one module per area.
 
+mod push;
 mod sample_company;

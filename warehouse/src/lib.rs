@@ -11,6 +11,8 @@
 //! assert!(dir.layer(Layer::Marts).ends_with("tables/marts"));
 //! ```
 
+pub mod engine;
+pub mod identity;
 pub mod layout;
 pub mod limits;
 pub mod store;

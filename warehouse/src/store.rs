@@ -33,7 +33,7 @@ pub enum StoreError {
         table: String,
         /// What Delta reported.
         #[source]
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
     /// A query over a table failed.
     #[error("query on {table}: {source}")]
@@ -133,7 +133,7 @@ impl Store {
         }
         let delta = |source| StoreError::Delta {
             table: label.clone(),
-            source,
+            source: Box::new(source),
         };
         let url = self.url(layer, name).map_err(delta)?;
         let mut table = DeltaTable::try_from_url(url).await.map_err(delta)?;
@@ -154,14 +154,14 @@ impl Store {
         };
         let snapshot = table.snapshot().map_err(|source| StoreError::Delta {
             table: format!("{layer}.{name}"),
-            source,
+            source: Box::new(source),
         })?;
         let version = snapshot
             .transaction_version(table.log_store().as_ref(), marker)
             .await
             .map_err(|source| StoreError::Delta {
                 table: format!("{layer}.{name}"),
-                source,
+                source: Box::new(source),
             })?;
         Ok(version.is_some())
     }
@@ -179,7 +179,7 @@ impl Store {
         let label = format!("{layer}.{name}");
         let delta = |source| StoreError::Delta {
             table: label.clone(),
-            source,
+            source: Box::new(source),
         };
         let url = self.url(layer, name).map_err(delta)?;
         // A table that does not exist yet is created by the write; loading it first would only
@@ -201,6 +201,37 @@ impl Store {
             .with_partition_columns(append.partition_by.iter().map(|c| c.to_string()))
             .with_table_name(name)
             .with_commit_properties(properties)
+            .await
+            .map_err(delta)?;
+        Ok(written.version())
+    }
+
+    /// Replace a table's rows with `batches` in one commit (schema too): for derived tables that are
+    /// rebuilt whole, such as `core.customer`. Readers see the old or the new version, never half.
+    pub async fn replace(
+        &self,
+        layer: Layer,
+        name: &str,
+        batches: Vec<RecordBatch>,
+    ) -> Result<Option<u64>, StoreError> {
+        let label = format!("{layer}.{name}");
+        let delta = |source| StoreError::Delta {
+            table: label.clone(),
+            source: Box::new(source),
+        };
+        let url = self.url(layer, name).map_err(delta)?;
+        let table = if self.exists(layer, name) {
+            DeltaTable::try_from_url(url).await.map_err(delta)?
+        } else {
+            deltalake::DeltaTableBuilder::from_url(url)
+                .and_then(|b| b.build())
+                .map_err(delta)?
+        };
+        let written = table
+            .write(batches)
+            .with_save_mode(SaveMode::Overwrite)
+            .with_schema_mode(SchemaMode::Overwrite)
+            .with_table_name(name)
             .await
             .map_err(delta)?;
         Ok(written.version())
@@ -239,7 +270,7 @@ impl Store {
         let table = self.open(layer, name, AsOf::Latest).await?;
         let delta = |source| StoreError::Delta {
             table: label.clone(),
-            source,
+            source: Box::new(source),
         };
         let properties = CommitProperties::default()
             .with_metadata(append.metadata)
@@ -341,7 +372,7 @@ impl Store {
         let table = self.open(layer, name, AsOf::Latest).await?;
         let (_, metrics) = table.optimize().await.map_err(|source| StoreError::Delta {
             table: label.clone(),
-            source,
+            source: Box::new(source),
         })?;
         Ok(Compaction {
             files_removed: metrics.num_files_removed,
@@ -358,7 +389,10 @@ impl Store {
             .with_retention_period(chrono::Duration::hours(i64::from(retain_hours)))
             .with_enforce_retention_duration(false)
             .await
-            .map_err(|source| StoreError::Delta { table: label, source })?;
+            .map_err(|source| StoreError::Delta {
+                table: label,
+                source: Box::new(source),
+            })?;
         Ok(metrics.files_deleted.len())
     }
 
@@ -376,7 +410,7 @@ impl Store {
         for commit in commits {
             let commit = commit.map_err(|source| StoreError::Delta {
                 table: label.clone(),
-                source,
+                source: Box::new(source),
             })?;
             let mut entry = commit.info.clone();
             if let Some(ts) = commit.timestamp {
@@ -396,5 +430,121 @@ impl Store {
         let absolute =
             std::fs::canonicalize(&path).map_err(|e| DeltaTableError::Generic(format!("{}: {e}", path.display())))?;
         deltalake::ensure_table_uri(absolute.to_string_lossy())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    fn batch(ids: &[i64], names: &[&str]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(ids.to_vec())),
+                Arc::new(StringArray::from(names.to_vec())),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn append<'a>(batch: RecordBatch, marker: &'a str) -> Append<'a> {
+        Append {
+            batches: vec![batch],
+            partition_by: &[],
+            marker,
+            metadata: serde_json::Map::new(),
+        }
+    }
+
+    async fn ids(store: &Store, as_of: AsOf) -> Vec<i64> {
+        let ctx = SessionContext::new();
+        store.register(&ctx, Layer::Staging, "t", as_of).await.unwrap();
+        let batches = ctx
+            .sql("SELECT id FROM staging.t ORDER BY id")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn markers_make_writes_happen_once_and_old_versions_stay_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(DataDir::new(dir.path()));
+        assert!(matches!(
+            store.open(Layer::Staging, "t", AsOf::Latest).await,
+            Err(StoreError::Missing { .. })
+        ));
+        assert_eq!(
+            store
+                .append(Layer::Staging, "t", append(batch(&[1, 2], &["a", "b"]), "m1"))
+                .await
+                .unwrap(),
+            Some(0)
+        );
+        // The same marker again: nothing written.
+        assert_eq!(
+            store
+                .append(Layer::Staging, "t", append(batch(&[1, 2], &["a", "b"]), "m1"))
+                .await
+                .unwrap(),
+            None
+        );
+        let before_second = Utc::now();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert_eq!(
+            store
+                .append(Layer::Staging, "t", append(batch(&[3], &["c"]), "m2"))
+                .await
+                .unwrap(),
+            Some(1)
+        );
+        // Upsert: id 2 changes, id 4 is new, in one commit.
+        assert_eq!(
+            store
+                .upsert(Layer::Staging, "t", append(batch(&[2, 4], &["B", "d"]), "m3"), &["id"])
+                .await
+                .unwrap(),
+            Some(2)
+        );
+        assert_eq!(ids(&store, AsOf::Latest).await, [1, 2, 3, 4]);
+        assert_eq!(ids(&store, AsOf::Version(0)).await, [1, 2]);
+        assert_eq!(ids(&store, AsOf::Time(before_second)).await, [1, 2]);
+        let names = store
+            .query(&[(Layer::Staging, "t")], "SELECT name FROM staging.t WHERE id = 2")
+            .await
+            .unwrap();
+        let name = datafusion::arrow::compute::cast(names[0].column(0), &DataType::Utf8).unwrap();
+        assert_eq!(name.as_any().downcast_ref::<StringArray>().unwrap().value(0), "B");
+        assert!(store.has_marker(Layer::Staging, "t", "m3").await.unwrap());
+        assert_eq!(store.tables(), [(Layer::Staging, "t".to_string())]);
+        assert_eq!(store.history(Layer::Staging, "t").await.unwrap().len(), 3);
+
+        // Compaction keeps the rows; vacuum then removes the files no version needs.
+        let compacted = store.optimize(Layer::Staging, "t").await.unwrap();
+        assert!(compacted.files_removed >= 2, "{compacted:?}");
+        assert_eq!(compacted.files_added, 1);
+        assert_eq!(ids(&store, AsOf::Latest).await, [1, 2, 3, 4]);
+        assert!(store.vacuum(Layer::Staging, "t", 0).await.unwrap() >= 2);
+        assert_eq!(ids(&store, AsOf::Latest).await, [1, 2, 3, 4]);
     }
 }

@@ -679,4 +679,63 @@ mod tests {
         );
         assert!(bad[0].starts_with("2: invalid JSON"), "{bad:?}");
     }
+
+    #[test]
+    fn latin1_whitespace_and_parquet() {
+        let spec = FormatSpec {
+            encoding: Some(Encoding::Latin1),
+            delimiter: Some(";".into()),
+            ..FormatSpec::default()
+        };
+        let mut reader = RecordReader::from_bytes(
+            Path::new("old.csv"),
+            bytes::Bytes::from_static(b"name;city\nM\xfcller;K\xf6ln\n"),
+            &spec,
+            &[],
+        )
+        .unwrap();
+        let mut buf = RecordBuf::default();
+        assert!(matches!(reader.next(&mut buf).unwrap(), Next::Record));
+        assert_eq!(buf.fields, ["Müller", "Köln"]);
+
+        let spec = FormatSpec {
+            kind: Some(FormatKind::Whitespace),
+            ..FormatSpec::default()
+        };
+        let (cols, rows, bad) = read_all("sku  qty\nA1   3\nB2 4 extra\n", "stock.txt", &spec);
+        assert_eq!(cols, ["sku", "qty"]);
+        assert_eq!(rows, [(2, vec!["A1".into(), "3".into()])]);
+        assert_eq!(bad, ["3: has 3 fields, the header has 2"]);
+
+        use datafusion::arrow::array::{ArrayRef, Int64Array};
+        use std::sync::Arc;
+        let batch = RecordBatch::try_from_iter([
+            ("id", Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef),
+            ("name", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef),
+        ])
+        .unwrap();
+        let mut parquet = Vec::new();
+        let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(&mut parquet, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let mut reader = RecordReader::from_bytes(
+            Path::new("t.parquet"),
+            bytes::Bytes::from(parquet),
+            &FormatSpec::default(),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(reader.columns(), ["id", "name"]);
+        let mut seen = Vec::new();
+        while let Next::Record = reader.next(&mut buf).unwrap() {
+            seen.push((buf.row, buf.fields.clone()));
+        }
+        assert_eq!(
+            seen,
+            [
+                (1, vec!["1".to_string(), "a".into()]),
+                (2, vec![String::new(), "b".into()])
+            ]
+        );
+    }
 }
