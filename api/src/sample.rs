@@ -95,6 +95,11 @@ pub async fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         "  - {} lists every file with its row count",
         absolute(&landing.join("manifest.json"))
     );
+    println!(
+        "  - query the tables: tributary --data-dir {} sql \"SELECT segment, count(*) FROM core.customer GROUP BY segment\"",
+        absolute(data_dir.root())
+    );
+    println!("    (schemas raw, staging, core, system; rejected rows are in system.quarantine)");
     println!("  - `tributary generate --help` makes other companies: --customers, --years, --seed");
     Ok(())
 }
