@@ -34,8 +34,12 @@ pub enum Command {
     Demo(DemoArgs),
     /// Ingest the landing directory (or --from) into Delta tables: raw, staging, quarantine.
     Ingest(IngestArgs),
-    /// Bring the core tables up to date with staging (ingest does this at its end).
-    Refresh,
+    /// Bring the core tables and 7P marts up to date with staging (ingest does this at its end).
+    Refresh(RefreshArgs),
+    /// Print one customer's 7P profile (by customer_key, CRM or ERP id, email or name).
+    Profile(ProfileArgs),
+    /// Ask the semantic layer: measures by dimensions, answered from rollups where they can be.
+    Metrics(MetricsArgs),
     /// Run SQL against the data directory's tables (a prompt when no query is given).
     Sql(SqlArgs),
     /// Compact small files of tables (all, or those named as layer.name).
@@ -140,4 +144,68 @@ pub enum SqlFormat {
     Csv,
     /// A JSON array of objects.
     Json,
+}
+
+/// `tributary refresh`.
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// Output: a line per rebuilt table, or the whole report as JSON.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// `tributary profile`.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// The customer: a customer_key, a CRM account id, an ERP customer number, an email or a name.
+    pub customer: String,
+    /// Output: sections of name and value, or JSON.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// `tributary metrics`.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Measures, comma-separated (revenue, gross_margin, orders, active_customers, churn_rate, ...);
+    /// none lists every measure and dimension.
+    #[arg(value_delimiter = ',')]
+    pub measures: Vec<String>,
+    /// Dimensions to group by, comma-separated (date, category, product, channel, region, segment,
+    /// campaign).
+    #[arg(long, value_delimiter = ',')]
+    pub by: Vec<String>,
+    /// Grain of the date dimension.
+    #[arg(long, value_enum, default_value_t = GrainArg::Month)]
+    pub grain: GrainArg,
+    /// First day included (YYYY-MM-DD).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last day included (YYYY-MM-DD).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Only rows where a dimension has one of these values: DIMENSION=VALUE[,VALUE...]; repeatable.
+    #[arg(long = "where", value_name = "DIMENSION=VALUES")]
+    pub filters: Vec<String>,
+    /// Print the SQL and the tables it reads (to standard error) too.
+    #[arg(long)]
+    pub explain: bool,
+    /// How to print results.
+    #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
+    pub format: SqlFormat,
+}
+
+/// Grains of the date dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GrainArg {
+    /// Calendar day.
+    Day,
+    /// ISO week.
+    Week,
+    /// Calendar month.
+    Month,
+    /// Calendar quarter.
+    Quarter,
+    /// Calendar year.
+    Year,
 }

@@ -8,6 +8,7 @@ use tributary_ingest::pipeline::Pipeline;
 use tributary_ingest::run::Pipelines;
 use tributary_ingest::sample_company::SampleOptions;
 use tributary_warehouse::limits::QueryLimits;
+use tributary_warehouse::refresh::MartParams;
 
 /// The built-in configuration, which documents every key.
 pub const DEFAULT_TOML: &str = include_str!("../tributary.toml");
@@ -31,6 +32,9 @@ pub struct Config {
     pub sample: SampleOptions,
     /// Ingest settings.
     pub ingest: IngestSettings,
+    /// Choices behind the 7P marts.
+    #[serde(default)]
+    pub marts: MartParams,
     /// Pipelines declared here; they run after the built-in sample company pipelines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pipelines: Vec<Pipeline>,

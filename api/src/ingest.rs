@@ -56,7 +56,7 @@ pub async fn ingest(config: &Config, args: IngestArgs) -> anyhow::Result<()> {
             let new = run.batches.iter().any(|b| b.status == BatchStatus::Committed);
             if new {
                 print_report(&run, args.format).ok();
-                refresh_core(&store, args.format).await?;
+                crate::refresh::refresh_core(config, args.format).await?;
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(config.ingest.watch_interval_secs.max(1))) => continue,
@@ -66,7 +66,7 @@ pub async fn ingest(config: &Config, args: IngestArgs) -> anyhow::Result<()> {
         tracing::info!(seconds = started.elapsed().as_secs_f64(), "ingest finished");
         let printed = print_report(&run, args.format);
         // Bring `core` up to date with what was stored, even when some files were set aside.
-        refresh_core(&store, args.format).await?;
+        crate::refresh::refresh_core(config, args.format).await?;
         return printed;
     }
 }
@@ -123,26 +123,6 @@ pub async fn ingest_once(
     }
     bar.finish_and_clear();
     Ok(report)
-}
-
-/// Rebuild the `core` tables from staging (customer identity today; facts and marts to follow).
-pub async fn refresh_core(store: &Store, format: OutputFormat) -> anyhow::Result<()> {
-    let done = tributary_warehouse::identity::refresh_customers(store)
-        .await
-        .context("refreshing core.customer")?;
-    if format == OutputFormat::Table && done.records > 0 {
-        println!(
-            "core.customer: {} customers from {} CRM and ERP records ({} known to both, {} matches kept as evidence)",
-            done.customers, done.records, done.in_both, done.matches
-        );
-    }
-    Ok(())
-}
-
-/// `tributary refresh`.
-pub async fn refresh(config: &Config) -> anyhow::Result<()> {
-    let store = Store::new(DataDir::new(&config.data_dir));
-    refresh_core(&store, OutputFormat::Table).await
 }
 
 /// Print the batch reports; an error when files were set aside.

@@ -4,6 +4,9 @@
 mod cli;
 mod config;
 mod ingest;
+mod metrics;
+mod profile;
+mod refresh;
 mod sample;
 mod sql;
 
@@ -40,7 +43,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => sample::generate(&config, args),
         Command::Demo(args) => runtime()?.block_on(sample::demo(&config, args)),
         Command::Ingest(args) => runtime()?.block_on(ingest::ingest(&config, args)),
-        Command::Refresh => runtime()?.block_on(ingest::refresh(&config)),
+        Command::Refresh(args) => runtime()?.block_on(refresh::refresh(&config, args.format)),
+        Command::Profile(args) => runtime()?.block_on(profile::profile(&config, args)),
+        Command::Metrics(args) => runtime()?.block_on(metrics::metrics(&config, args)),
         Command::Sql(args) => runtime()?.block_on(sql::sql(&config, args)),
         Command::Optimize(args) => runtime()?.block_on(ingest::optimize(&config, args)),
         Command::Vacuum(args) => runtime()?.block_on(ingest::vacuum(&config, args)),

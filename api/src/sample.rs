@@ -83,7 +83,7 @@ pub async fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     let pipelines = config.pipelines()?;
     let run = crate::ingest::ingest_once(config, &store, &pipelines, None).await?;
     crate::ingest::print_report(&run, crate::cli::OutputFormat::Table)?;
-    crate::ingest::refresh_core(&store, crate::cli::OutputFormat::Table).await?;
+    crate::refresh::refresh_core(config, crate::cli::OutputFormat::Table).await?;
     println!();
     println!("Next:");
     println!(

@@ -70,7 +70,7 @@ async fn prompt(warehouse: &Warehouse, format: SqlFormat) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn print(result: &QueryResult, format: SqlFormat) -> anyhow::Result<()> {
+pub fn print(result: &QueryResult, format: SqlFormat) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let batches: Vec<RecordBatch> = if result.batches.is_empty() {

@@ -11,9 +11,12 @@
 //! println!("{} order lines", manifest.rows("erp/sales_order_lines.csv").unwrap());
 //! ```
 
+/// The canonical entities live in the warehouse (they are its conformed schema); re-exported here
+/// because every mapping names them.
+pub use tributary_warehouse::entity;
+
 pub mod batch;
 pub mod convert;
-pub mod entity;
 pub mod pipeline;
 pub mod run;
 pub mod sample_company;

@@ -135,6 +135,11 @@ impl Warehouse {
             config = config.with_batch_size(1024);
         }
         let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        crate::functions::register(&ctx);
+        ctx.register_udtf(
+            "as_of",
+            Arc::new(crate::functions::AsOfFunction::new(self.store.clone())),
+        );
         for (layer, name) in self.store.tables() {
             self.store.register(&ctx, layer, &name, AsOf::Latest).await?;
         }

@@ -411,9 +411,10 @@ pub struct CustomerRefresh {
     pub matches: u64,
 }
 
-/// The stable key of a cluster: FNV-1a of its first record's `source_system:customer_id`, so a
-/// customer keeps its key across refreshes while its records do.
-fn customer_key(anchor: &str) -> i64 {
+/// A stable non-negative key for a text id: FNV-1a, 63 bits. A customer's key is that of its first
+/// record's `source_system:customer_id`, so it keeps its key across refreshes while its records do;
+/// products are keyed by SKU the same way.
+pub fn stable_key(anchor: &str) -> i64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     for b in anchor.bytes() {
         h ^= u64::from(b);
@@ -423,7 +424,11 @@ fn customer_key(anchor: &str) -> i64 {
 }
 
 /// Rebuild `core.customer`, `core.customer_source` and `core.customer_match` from `staging.customer`.
-pub async fn refresh_customers(store: &crate::store::Store) -> Result<CustomerRefresh, crate::store::StoreError> {
+/// `metadata` is committed with each of them (the refresh records what they were built from).
+pub async fn refresh_customers(
+    store: &crate::store::Store,
+    metadata: serde_json::Map<String, serde_json::Value>,
+) -> Result<CustomerRefresh, crate::store::StoreError> {
     use std::sync::Arc;
 
     use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMicrosecondArray};
@@ -505,7 +510,7 @@ pub async fn refresh_customers(store: &crate::store::Store) -> Result<CustomerRe
             let anchor = &records[m[0]];
             (
                 *c,
-                customer_key(&format!("{}:{}", anchor.source_system, anchor.customer_id)),
+                stable_key(&format!("{}:{}", anchor.source_system, anchor.customer_id)),
             )
         })
         .collect();
@@ -637,8 +642,14 @@ pub async fn refresh_customers(store: &crate::store::Store) -> Result<CustomerRe
         in_both,
         matches: evidence.num_rows() as u64,
     };
-    store.replace(Layer::Core, "customer", vec![customer]).await?;
-    store.replace(Layer::Core, "customer_source", vec![source]).await?;
-    store.replace(Layer::Core, "customer_match", vec![evidence]).await?;
+    store
+        .replace(Layer::Core, "customer", vec![customer], metadata.clone())
+        .await?;
+    store
+        .replace(Layer::Core, "customer_source", vec![source], metadata.clone())
+        .await?;
+    store
+        .replace(Layer::Core, "customer_match", vec![evidence], metadata)
+        .await?;
     Ok(refresh)
 }

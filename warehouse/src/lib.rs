@@ -1,8 +1,11 @@
 //! The warehouse core of Tributary.
 //!
 //! Every front end (CLI, HTTP, PostgreSQL wire, scheduler) calls into this crate, so they all see the
-//! same tables and give the same answers. For now it owns the layout of the data directory; the
-//! DataFusion catalog, the conformed `core` schema and the 7P marts arrive on top of it.
+//! same tables and give the same answers: the data directory's layout ([`layout`]), Delta tables
+//! ([`store`]), the canonical entities ([`entity`]), queries under limits ([`engine`]), one customer
+//! across CRM and ERP ([`identity`]), the conformed `core` facts and the 7P `marts` built by SQL in
+//! `warehouse/sql/` ([`refresh`], [`calendar`]), one customer's 7P profile ([`profile`]), and the
+//! semantic layer of named measures and dimensions answered from rollups ([`semantic`]).
 //!
 //! ```
 //! use tributary_warehouse::layout::{DataDir, Layer};
@@ -11,8 +14,14 @@
 //! assert!(dir.layer(Layer::Marts).ends_with("tables/marts"));
 //! ```
 
+pub mod calendar;
 pub mod engine;
+pub mod entity;
+pub mod functions;
 pub mod identity;
 pub mod layout;
 pub mod limits;
+pub mod profile;
+pub mod refresh;
+pub mod semantic;
 pub mod store;

@@ -213,28 +213,91 @@ impl Store {
         layer: Layer,
         name: &str,
         batches: Vec<RecordBatch>,
+        metadata: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Option<u64>, StoreError> {
+        let table = self.writable(layer, name).await?;
+        let written = table
+            .write(batches)
+            .with_save_mode(SaveMode::Overwrite)
+            .with_schema_mode(SchemaMode::Overwrite)
+            .with_table_name(name)
+            .with_commit_properties(CommitProperties::default().with_metadata(metadata))
+            .await
+            .map_err(|source| StoreError::Delta {
+                table: format!("{layer}.{name}"),
+                source: Box::new(source),
+            })?;
+        Ok(written.version())
+    }
+
+    /// Replace a table's rows with the result of a query, streamed from the plan into Parquet files
+    /// rather than collected first (derived tables can be as large as the facts they come from).
+    pub async fn replace_query(
+        &self,
+        layer: Layer,
+        name: &str,
+        query: datafusion::dataframe::DataFrame,
+        metadata: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<u64>, StoreError> {
+        let table = self.writable(layer, name).await?;
+        let (state, plan) = query.into_parts();
+        // Delta's writer wraps the plan in its own nodes, which only its planner can execute.
+        let state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
+            .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+            .build();
+        let written = deltalake::operations::write::WriteBuilder::new(
+            table.log_store(),
+            table.state.as_ref().map(|s| s.snapshot().clone()),
+        )
+        .with_input_plan(plan)
+        .with_session_state(Arc::new(state))
+        .with_save_mode(SaveMode::Overwrite)
+        .with_schema_mode(SchemaMode::Overwrite)
+        .with_table_name(name)
+        .with_commit_properties(CommitProperties::default().with_metadata(metadata))
+        .await
+        .map_err(|source| StoreError::Delta {
+            table: format!("{layer}.{name}"),
+            source: Box::new(source),
+        })?;
+        Ok(written.version())
+    }
+
+    /// The table at its latest version, or a new one to be created by the first write.
+    async fn writable(&self, layer: Layer, name: &str) -> Result<DeltaTable, StoreError> {
         let label = format!("{layer}.{name}");
         let delta = |source| StoreError::Delta {
             table: label.clone(),
             source: Box::new(source),
         };
         let url = self.url(layer, name).map_err(delta)?;
-        let table = if self.exists(layer, name) {
-            DeltaTable::try_from_url(url).await.map_err(delta)?
+        if self.exists(layer, name) {
+            DeltaTable::try_from_url(url).await.map_err(delta)
         } else {
             deltalake::DeltaTableBuilder::from_url(url)
                 .and_then(|b| b.build())
-                .map_err(delta)?
-        };
-        let written = table
-            .write(batches)
-            .with_save_mode(SaveMode::Overwrite)
-            .with_schema_mode(SchemaMode::Overwrite)
-            .with_table_name(name)
-            .await
-            .map_err(delta)?;
-        Ok(written.version())
+                .map_err(delta)
+        }
+    }
+
+    /// The Parquet files of a table's latest version (what another engine such as DuckDB or polars
+    /// must read to see exactly that version).
+    pub async fn files(&self, layer: Layer, name: &str) -> Result<Vec<String>, StoreError> {
+        let table = self.open(layer, name, AsOf::Latest).await?;
+        let uris = table.get_file_uris().map_err(|source| StoreError::Delta {
+            table: format!("{layer}.{name}"),
+            source: Box::new(source),
+        })?;
+        Ok(uris.collect())
+    }
+
+    /// The latest version of a table, `None` when it was never written.
+    pub async fn version(&self, layer: Layer, name: &str) -> Result<Option<u64>, StoreError> {
+        match self.open(layer, name, AsOf::Latest).await {
+            Ok(table) => Ok(table.version()),
+            Err(StoreError::Missing { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Insert new keys and replace rows whose key exists, in one atomic commit (a Delta MERGE).
@@ -346,6 +409,9 @@ impl Store {
                 .register_schema(layer.name(), Arc::new(datafusion::catalog::MemorySchemaProvider::new()))
                 .map_err(query)?;
         }
+        // Registering again (a newer version) replaces the earlier registration.
+        ctx.deregister_table(format!("{layer}.{name}").as_str())
+            .map_err(query)?;
         ctx.register_table(format!("{layer}.{name}").as_str(), provider)
             .map_err(query)?;
         Ok(())
@@ -394,6 +460,32 @@ impl Store {
                 source: Box::new(source),
             })?;
         Ok(metrics.files_deleted.len())
+    }
+
+    /// The metadata of a table's latest commit (ours and Delta's), `None` when it was never written.
+    pub async fn latest_commit(
+        &self,
+        layer: Layer,
+        name: &str,
+    ) -> Result<Option<HashMap<String, serde_json::Value>>, StoreError> {
+        use futures::StreamExt;
+        let table = match self.open(layer, name, AsOf::Latest).await {
+            Ok(t) => t,
+            Err(StoreError::Missing { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut commits = table.history(Some(1));
+        match commits.next().await {
+            Some(commit) => Ok(Some(
+                commit
+                    .map_err(|source| StoreError::Delta {
+                        table: format!("{layer}.{name}"),
+                        source: Box::new(source),
+                    })?
+                    .info,
+            )),
+            None => Ok(None),
+        }
     }
 
     /// The commit history of a table, newest first: version, time and our commit metadata.

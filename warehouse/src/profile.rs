@@ -1,0 +1,195 @@
+//! One customer's 7P profile: the `marts.customer_7p` row, grouped by P, with the category mix
+//! behind the Product P. `tributary profile` prints it; the HTTP API serves the same value.
+
+use datafusion::arrow::record_batch::RecordBatch;
+use serde_json::{Map, Value};
+
+use crate::engine::{QueryError, Warehouse};
+
+/// The seven P's and the `customer_7p` columns that belong to each, in the order they print.
+pub const SECTIONS: &[(&str, &[&str])] = &[
+    (
+        "customer",
+        &[
+            "customer_key",
+            "crm_account_id",
+            "erp_customer_id",
+            "name",
+            "segment",
+            "industry",
+            "country",
+            "region",
+        ],
+    ),
+    (
+        "profiling",
+        &[
+            "rfm_code",
+            "rfm_segment",
+            "first_purchase",
+            "last_purchase",
+            "preferred_channel",
+        ],
+    ),
+    (
+        "persistency",
+        &[
+            "tenure_days",
+            "frequency",
+            "recency",
+            "t",
+            "monetary_value",
+            "active_months",
+            "gap_variation",
+            "active_last_90_days",
+        ],
+    ),
+    (
+        "profitability",
+        &[
+            "net_sales",
+            "gross_margin",
+            "gross_margin_rate",
+            "cost_to_serve",
+            "contribution_margin",
+        ],
+    ),
+    (
+        "performance",
+        &[
+            "orders",
+            "average_order_value",
+            "orders_per_month",
+            "return_rate",
+            "days_sales_outstanding",
+            "late_payments",
+        ],
+    ),
+    (
+        "prospecting",
+        &[
+            "expected_orders_next_90d",
+            "expected_revenue_next_90d",
+            "growth_trend",
+            "weighted_pipeline",
+        ],
+    ),
+    ("product", &["top_category", "top_category_share", "categories_bought"]),
+    (
+        "promotion",
+        &[
+            "campaign_touches",
+            "campaign_response_rate",
+            "campaign_conversions",
+            "campaign_revenue",
+        ],
+    ),
+];
+
+/// Why no single profile could be given.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// No customer has that key, id, email or name.
+    #[error("no customer matches {0:?} (give a customer_key, a CRM or ERP id, an email or a name)")]
+    NotFound(String),
+    /// More than one customer has that name.
+    #[error("{query:?} matches {} customers: {}", .candidates.len(), .candidates.join("; "))]
+    Ambiguous {
+        /// What was asked.
+        query: String,
+        /// `key name (crm id / erp id)` of each.
+        candidates: Vec<String>,
+    },
+    /// The marts are missing or a query failed.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+}
+
+/// A customer's 7P profile: one JSON object per section of [`SECTIONS`], plus `category_mix`.
+pub type Profile = Map<String, Value>;
+
+/// The profile of the customer `who` is: a customer_key, a CRM account id, an ERP customer number,
+/// an email, or a name (exact, ignoring case).
+pub async fn profile(warehouse: &Warehouse, who: &str) -> Result<Profile, ProfileError> {
+    let who = who.trim();
+    let text = who.replace('\'', "''");
+    let by_key = who
+        .parse::<i64>()
+        .map(|k| format!("p.customer_key = {k} OR "))
+        .unwrap_or_default();
+    let rows = json(
+        &warehouse
+            .sql(&format!(
+                "SELECT p.* FROM marts.customer_7p p JOIN core.customer c ON c.customer_key = p.customer_key \
+                 WHERE {by_key}p.crm_account_id = '{text}' OR p.erp_customer_id = '{text}' \
+                 OR lower(c.email) = lower('{text}') OR lower(p.name) = lower('{text}') \
+                 ORDER BY p.customer_key LIMIT 20"
+            ))
+            .await?
+            .batches,
+    )?;
+    let row = match rows.as_slice() {
+        [] => return Err(ProfileError::NotFound(who.to_string())),
+        [one] => one.clone(),
+        many => {
+            return Err(ProfileError::Ambiguous {
+                query: who.to_string(),
+                candidates: many
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} {} ({} / {})",
+                            r.get("customer_key").unwrap_or(&Value::Null),
+                            r.get("name").and_then(Value::as_str).unwrap_or(""),
+                            r.get("crm_account_id").and_then(Value::as_str).unwrap_or("-"),
+                            r.get("erp_customer_id").and_then(Value::as_str).unwrap_or("-"),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+    };
+    let key = row
+        .get("customer_key")
+        .and_then(Value::as_i64)
+        .expect("customer_key is a non-null integer");
+    let mut profile = Map::new();
+    for (section, columns) in SECTIONS {
+        let fields: Map<String, Value> = columns
+            .iter()
+            .map(|c| (c.to_string(), row.get(*c).cloned().unwrap_or(Value::Null)))
+            .collect();
+        profile.insert(section.to_string(), Value::Object(fields));
+    }
+    let mix = json(
+        &warehouse
+            .sql(&format!(
+                "SELECT category, orders, net_sales, share FROM marts.customer_category_mix \
+                 WHERE customer_key = {key} ORDER BY rank"
+            ))
+            .await?
+            .batches,
+    )?;
+    profile.insert(
+        "category_mix".into(),
+        Value::Array(mix.into_iter().map(Value::Object).collect()),
+    );
+    Ok(profile)
+}
+
+/// Rows as JSON objects, with nulls kept (a profile shows what is unknown).
+fn json(batches: &[RecordBatch]) -> Result<Vec<Map<String, Value>>, QueryError> {
+    let mut writer = datafusion::arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, datafusion::arrow::json::writer::JsonArray>(Vec::new());
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    writer
+        .write_batches(&refs)
+        .map_err(|e| QueryError::Execution(e.to_string()))?;
+    writer.finish().map_err(|e| QueryError::Execution(e.to_string()))?;
+    let bytes = writer.into_inner();
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| QueryError::Execution(e.to_string()))
+}

@@ -1,0 +1,397 @@
+//! Bringing `core` and `marts` up to date with `staging`: what `tributary refresh` does, and what
+//! every ingest ends with.
+//!
+//! Each derived table is one SQL statement (in `warehouse/sql/<layer>/<table>.sql`, readable by
+//! analysts) over tables built before it. A table is rebuilt only when something it reads changed:
+//! its commit records the versions of its inputs and a fingerprint of its SQL and parameters, and a
+//! refresh that finds the same inputs leaves it alone. Rebuilds stream the query's result into a
+//! new Delta version in one commit, so readers see the old or the new table, never half of one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, Date32Array};
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::catalog::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+
+use crate::engine::{QueryError, Warehouse};
+use crate::entity::ENTITIES;
+use crate::identity::{CustomerRefresh, refresh_customers, stable_key};
+use crate::layout::Layer;
+use crate::store::StoreError;
+
+/// A table derived by one SQL statement.
+#[derive(Debug, Clone, Copy)]
+pub struct Derived {
+    /// `core` or `marts`.
+    pub layer: Layer,
+    /// Table name.
+    pub name: &'static str,
+    /// The statement, with `{parameter}` placeholders.
+    pub sql: &'static str,
+}
+
+macro_rules! derived {
+    ($layer:ident, $dir:literal, $($name:literal),+ $(,)?) => {
+        &[$(Derived {
+            layer: Layer::$layer,
+            name: $name,
+            sql: include_str!(concat!("../sql/", $dir, "/", $name, ".sql")),
+        }),+]
+    };
+}
+
+/// The conformed facts and dimensions, in build order (each reads only staging and earlier ones).
+/// `core.customer`, `core.customer_source` and `core.customer_match` come first, from the identity
+/// resolution; `core.calendar` is generated.
+pub const CORE: &[Derived] = derived!(
+    Core,
+    "core",
+    "product",
+    "sales_order",
+    "sales_return",
+    "order_line",
+    "invoice",
+    "payment",
+    "inventory_snapshot",
+    "interaction",
+    "support_ticket",
+    "lead",
+    "opportunity",
+    "campaign",
+    "campaign_touch",
+    "channel",
+);
+
+/// The 7P marts, in build order; `customer_7p` reads the per-P marts.
+pub const MARTS: &[Derived] = derived!(
+    Marts,
+    "marts",
+    // Profiling
+    "customer_rfm",
+    // Persistency
+    "customer_persistency",
+    "cohort_retention",
+    // Profitability
+    "customer_profitability",
+    // Performance
+    "sales_performance",
+    "customer_performance",
+    // Prospecting
+    "customer_prospecting",
+    "pipeline",
+    "lead_funnel",
+    // Product
+    "customer_category_mix",
+    "product_association",
+    // Promotion
+    "campaign_response",
+    "customer_promotion",
+    // All seven
+    "customer_7p",
+    // Rollups the semantic layer answers from
+    "sales_daily",
+    "orders_daily",
+    "active_customers",
+    "churn_monthly",
+);
+
+/// The choices the marts depend on (`[marts]` in the configuration).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MartParams {
+    /// End of observation; by default the last order date in staging.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<NaiveDate>,
+    /// Cost to serve of one support ticket.
+    pub ticket_cost: f64,
+    /// Cost to serve of one interaction (call, email, meeting).
+    pub interaction_cost: f64,
+    /// Orders a product pair needs together to be kept as an association rule.
+    pub min_pair_orders: u64,
+    /// Days without a purchase after which a customer counts as churned (`churn_rate`).
+    pub churn_days: u32,
+}
+
+impl Default for MartParams {
+    fn default() -> Self {
+        Self {
+            as_of: None,
+            ticket_cost: 25.0,
+            interaction_cost: 5.0,
+            min_pair_orders: 20,
+            churn_days: 90,
+        }
+    }
+}
+
+/// Why a refresh stopped. Tables rebuilt before the failure keep their new version; the failed
+/// one and those after it keep their old one.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// Reading or writing a table failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Setting up the session failed.
+    #[error(transparent)]
+    Session(#[from] QueryError),
+    /// A derived table's statement failed.
+    #[error("building {table}: {source}")]
+    Build {
+        /// `layer.name`.
+        table: String,
+        /// What DataFusion reported.
+        #[source]
+        source: DataFusionError,
+    },
+}
+
+/// What happened to one table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TableRefresh {
+    /// `layer.name`.
+    pub table: String,
+    /// Rebuilt (new version) or left as it was because nothing it reads changed.
+    pub rebuilt: bool,
+    /// Rows after the refresh.
+    pub rows: u64,
+    /// Wall time spent on it.
+    pub seconds: f64,
+}
+
+/// What a refresh did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RefreshReport {
+    /// End of observation the marts used.
+    pub as_of: NaiveDate,
+    /// Customer identity, when it was re-resolved.
+    pub customers: Option<CustomerRefresh>,
+    /// Every derived table, in build order.
+    pub tables: Vec<TableRefresh>,
+}
+
+/// The metadata key under which a derived table's commit records what it was built from.
+pub(crate) const INPUTS_KEY: &str = "tributary.refresh.inputs";
+
+/// Which tables a refresh rebuilds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rebuild {
+    /// Those whose inputs changed (what ingest and `tributary refresh` do).
+    Changed,
+    /// Every mart, changed or not (benchmarks, or after editing the marts' SQL by hand).
+    AllMarts,
+}
+
+/// Bring `core` and `marts` up to date with `staging`.
+pub async fn refresh(warehouse: &Warehouse, params: &MartParams) -> Result<RefreshReport, RefreshError> {
+    refresh_with(warehouse, params, Rebuild::Changed).await
+}
+
+/// [`refresh`], choosing what to rebuild.
+pub async fn refresh_with(
+    warehouse: &Warehouse,
+    params: &MartParams,
+    rebuild: Rebuild,
+) -> Result<RefreshReport, RefreshError> {
+    let store = warehouse.store();
+    let mut tables = Vec::new();
+
+    // Customer identity, when the customer records changed.
+    let started = Instant::now();
+    let inputs = fingerprint(
+        &[(
+            "staging.customer".to_string(),
+            store.version(Layer::Staging, "customer").await?,
+        )],
+        "identity",
+    );
+    let customers = if recorded_inputs(warehouse, Layer::Core, "customer").await?.as_deref() == Some(inputs.as_str()) {
+        None
+    } else {
+        Some(refresh_customers(store, metadata(&inputs)).await?)
+    };
+    tables.push(TableRefresh {
+        table: "core.customer".into(),
+        rebuilt: customers.is_some(),
+        rows: count(warehouse, Layer::Core, "customer").await?,
+        seconds: started.elapsed().as_secs_f64(),
+    });
+
+    let ctx = session(warehouse).await?;
+    let as_of = match params.as_of {
+        Some(d) => d,
+        None => last_order_date(&ctx)
+            .await?
+            .unwrap_or_else(|| chrono::Utc::now().date_naive()),
+    };
+
+    let started = Instant::now();
+    let calendar = crate::calendar::refresh_calendar(warehouse, &ctx, as_of).await?;
+    tables.push(TableRefresh {
+        table: "core.calendar".into(),
+        rebuilt: calendar.0,
+        rows: calendar.1,
+        seconds: started.elapsed().as_secs_f64(),
+    });
+
+    for derived in CORE.iter().chain(MARTS) {
+        let started = Instant::now();
+        let label = format!("{}.{}", derived.layer, derived.name);
+        let build = |source| RefreshError::Build {
+            table: label.clone(),
+            source,
+        };
+        let sql = render(derived.sql, as_of, params);
+        let statement = ctx
+            .state()
+            .sql_to_statement(&sql, &datafusion::config::Dialect::Generic)
+            .map_err(build)?;
+        let references = ctx.state().resolve_table_references(&statement).map_err(build)?;
+        let mut versions = Vec::new();
+        for reference in references {
+            let (Some(schema), table) = (reference.schema(), reference.table()) else {
+                continue;
+            };
+            let Some(layer) = Layer::ALL.into_iter().find(|l| l.name() == schema) else {
+                continue;
+            };
+            versions.push((format!("{schema}.{table}"), store.version(layer, table).await?));
+        }
+        let inputs = fingerprint(&versions, &sql);
+        let rebuilt = (rebuild == Rebuild::AllMarts && derived.layer == Layer::Marts)
+            || recorded_inputs(warehouse, derived.layer, derived.name)
+                .await?
+                .as_deref()
+                != Some(inputs.as_str());
+        if rebuilt {
+            let query = ctx.sql(&sql).await.map_err(build)?;
+            store
+                .replace_query(derived.layer, derived.name, query, metadata(&inputs))
+                .await?;
+            store
+                .register(&ctx, derived.layer, derived.name, crate::store::AsOf::Latest)
+                .await?;
+        }
+        tables.push(TableRefresh {
+            table: label,
+            rebuilt,
+            rows: count(warehouse, derived.layer, derived.name).await?,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        tracing::debug!(table = %derived.name, rebuilt, "refreshed");
+    }
+    Ok(RefreshReport {
+        as_of,
+        customers,
+        tables,
+    })
+}
+
+/// The statement with its parameters filled in.
+pub fn render(sql: &str, as_of: NaiveDate, params: &MartParams) -> String {
+    sql.replace("{as_of}", &format!("DATE '{as_of}'"))
+        .replace("{ticket_cost}", &format!("{:.2}", params.ticket_cost))
+        .replace("{interaction_cost}", &format!("{:.2}", params.interaction_cost))
+        .replace("{min_pair_orders}", &params.min_pair_orders.to_string())
+        .replace("{churn_days}", &params.churn_days.to_string())
+}
+
+/// A session over every table, with the missing staging tables standing in as empty tables of the
+/// canonical shape (a company without campaigns still gets every mart).
+async fn session(warehouse: &Warehouse) -> Result<SessionContext, RefreshError> {
+    let ctx = warehouse.context().await?;
+    for entity in ENTITIES {
+        if warehouse.store().exists(Layer::Staging, entity.name) {
+            continue;
+        }
+        let schema = Arc::new(Schema::new(
+            entity
+                .columns
+                .iter()
+                .map(|c| Field::new(c.name, c.kind.arrow(), true))
+                .collect::<Vec<_>>(),
+        ));
+        let empty = MemTable::try_new(schema, vec![vec![]]).map_err(|source| RefreshError::Build {
+            table: format!("staging.{}", entity.name),
+            source,
+        })?;
+        ctx.register_table(format!("staging.{}", entity.name).as_str(), Arc::new(empty))
+            .map_err(|source| RefreshError::Build {
+                table: format!("staging.{}", entity.name),
+                source,
+            })?;
+    }
+    Ok(ctx)
+}
+
+/// The last order date in staging: the default end of observation.
+async fn last_order_date(ctx: &SessionContext) -> Result<Option<NaiveDate>, RefreshError> {
+    let build = |source| RefreshError::Build {
+        table: "staging.sales_order".into(),
+        source,
+    };
+    let batches = ctx
+        .sql("SELECT MAX(order_date) FROM staging.sales_order")
+        .await
+        .map_err(build)?
+        .collect()
+        .await
+        .map_err(build)?;
+    Ok(batches.first().and_then(|b| {
+        let dates = b.column(0).as_any().downcast_ref::<Date32Array>()?;
+        if dates.is_null(0) { None } else { dates.value_as_date(0) }
+    }))
+}
+
+/// Input versions plus a hash of the statement, in one comparable string.
+fn fingerprint(versions: &[(String, Option<u64>)], sql: &str) -> String {
+    let mut sorted: BTreeMap<&str, Option<u64>> = BTreeMap::new();
+    for (table, version) in versions {
+        sorted.insert(table, *version);
+    }
+    let mut out: Vec<String> = sorted
+        .iter()
+        .map(|(t, v)| match v {
+            Some(v) => format!("{t}@{v}"),
+            None => format!("{t}@none"),
+        })
+        .collect();
+    out.push(format!("sql@{:016x}", stable_key(sql)));
+    out.join(",")
+}
+
+pub(crate) fn metadata(inputs: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut map = serde_json::Map::new();
+    map.insert(INPUTS_KEY.into(), inputs.into());
+    map
+}
+
+/// What the table's latest commit says it was built from.
+async fn recorded_inputs(warehouse: &Warehouse, layer: Layer, name: &str) -> Result<Option<String>, StoreError> {
+    let commit = warehouse.store().latest_commit(layer, name).await?;
+    Ok(commit
+        .as_ref()
+        .and_then(|info| info.get(INPUTS_KEY))
+        .and_then(|v| v.as_str())
+        .map(str::to_string))
+}
+
+/// Rows in a table (from the Delta log's file statistics where they are kept).
+async fn count(warehouse: &Warehouse, layer: Layer, name: &str) -> Result<u64, StoreError> {
+    use datafusion::arrow::array::Int64Array;
+    if !warehouse.store().exists(layer, name) {
+        return Ok(0);
+    }
+    let batches = warehouse
+        .store()
+        .query(&[(layer, name)], &format!("SELECT COUNT(*) FROM {layer}.{name}"))
+        .await?;
+    Ok(batches
+        .first()
+        .and_then(|b| b.column(0).as_any().downcast_ref::<Int64Array>().map(|a| a.value(0)))
+        .unwrap_or(0) as u64)
+}

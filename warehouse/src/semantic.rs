@@ -1,0 +1,689 @@
+//! The semantic layer: measures and dimensions declared once, and the queries built from them.
+//!
+//! Dashboards and the metrics API ask for measures (`revenue`, `orders`, `active_customers`,
+//! `churn_rate`, ...) by dimensions (`date` at a grain, `category`, `channel`, `region`, `segment`,
+//! `product`, `campaign`) with filters; [`query_metrics`] writes the SQL. Each measure lists the
+//! tables that can answer it, pre-aggregated rollups (`marts.sales_daily`, `marts.orders_daily`,
+//! `marts.active_customers`, `marts.churn_monthly`) before the facts, and the first one that has
+//! every dimension and filter of the query is used, so a dashboard never scans order lines. Ratios
+//! (`average_order_value`, `gross_margin_rate`, `churn_rate`, ...) are computed from their parts
+//! after aggregation, never averaged.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{QueryError, QueryResult, Warehouse};
+
+/// A time grain for the `date` dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Grain {
+    /// Calendar day.
+    Day,
+    /// ISO week, starting Monday.
+    Week,
+    /// Calendar month.
+    #[default]
+    Month,
+    /// Calendar quarter.
+    Quarter,
+    /// Calendar year.
+    Year,
+}
+
+impl Grain {
+    /// Its name in SQL's `date_trunc` and in `marts.active_customers.grain`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Grain::Day => "day",
+            Grain::Week => "week",
+            Grain::Month => "month",
+            Grain::Quarter => "quarter",
+            Grain::Year => "year",
+        }
+    }
+}
+
+/// A table that answers some measures, how it spells each dimension, and at which grains.
+#[derive(Debug)]
+struct Source {
+    /// Label reported back (which table answered).
+    name: &'static str,
+    /// `FROM` clause, aliases included.
+    from: &'static str,
+    /// Rows that count (`WHERE`), if any.
+    filter: &'static str,
+    /// The day column, or `None` for sources whose periods are already grains.
+    day: Option<&'static str>,
+    /// For per-grain rollups: the grain column and the period column.
+    period: Option<(&'static str, &'static str)>,
+    /// Grains a per-grain source can answer (`None`: all, by truncating the day).
+    grains: Option<&'static [Grain]>,
+    /// (dimension, SQL expression) pairs it has.
+    dimensions: &'static [(&'static str, &'static str)],
+}
+
+const SALES_DAILY: Source = Source {
+    name: "marts.sales_daily",
+    from: "marts.sales_daily s",
+    filter: "",
+    day: Some("s.date"),
+    period: None,
+    grains: None,
+    dimensions: &[
+        ("category", "s.category"),
+        ("channel", "s.channel"),
+        ("region", "s.region"),
+        ("segment", "s.segment"),
+    ],
+};
+
+const ORDERS_DAILY: Source = Source {
+    name: "marts.orders_daily",
+    from: "marts.orders_daily o",
+    filter: "",
+    day: Some("o.date"),
+    period: None,
+    grains: None,
+    dimensions: &[
+        ("channel", "o.channel"),
+        ("region", "o.region"),
+        ("segment", "o.segment"),
+    ],
+};
+
+const ACTIVE_CUSTOMERS: Source = Source {
+    name: "marts.active_customers",
+    from: "marts.active_customers a",
+    filter: "",
+    day: None,
+    period: Some(("a.grain", "a.period")),
+    grains: None,
+    dimensions: &[("region", "a.region"), ("segment", "a.segment")],
+};
+
+const CHURN_MONTHLY: Source = Source {
+    name: "marts.churn_monthly",
+    from: "marts.churn_monthly m",
+    filter: "",
+    day: Some("m.month"),
+    period: None,
+    grains: Some(&[Grain::Month, Grain::Quarter, Grain::Year]),
+    dimensions: &[("region", "m.region"), ("segment", "m.segment")],
+};
+
+/// The order lines themselves: every sales measure by every sales dimension, product included.
+const ORDER_LINES: Source = Source {
+    name: "core.order_line",
+    from: "core.order_line l LEFT JOIN core.customer c ON c.customer_key = l.customer_key",
+    filter: "l.status <> 'cancelled'",
+    day: Some("l.order_date"),
+    period: None,
+    grains: None,
+    dimensions: &[
+        ("category", "COALESCE(l.category, 'unknown')"),
+        ("channel", "COALESCE(l.channel, 'unknown')"),
+        ("region", "COALESCE(l.region, 'unknown')"),
+        ("segment", "COALESCE(c.segment, 'unknown')"),
+        ("product", "l.sku"),
+    ],
+};
+
+/// Campaign touches (control groups left out), by campaign and the touched customer.
+const CAMPAIGN_TOUCHES: Source = Source {
+    name: "core.campaign_touch",
+    from: "core.campaign_touch t JOIN core.campaign k ON k.campaign_id = t.campaign_id \
+           LEFT JOIN core.customer c ON c.customer_key = t.customer_key",
+    filter: "NOT t.is_control",
+    day: Some("CAST(t.sent_at AS DATE)"),
+    period: None,
+    grains: None,
+    dimensions: &[
+        ("campaign", "k.name"),
+        ("channel", "COALESCE(k.channel, 'unknown')"),
+        ("region", "COALESCE(c.region, 'unknown')"),
+        ("segment", "COALESCE(c.segment, 'unknown')"),
+    ],
+};
+
+/// A measure: an aggregate per source that can answer it, in order of preference.
+#[derive(Debug)]
+pub struct Measure {
+    /// Name used in queries.
+    pub name: &'static str,
+    /// What it means, for the API's catalogue and the dashboards' tooltips.
+    pub description: &'static str,
+    answers: &'static [(&'static Source, &'static str)],
+}
+
+/// A ratio of two measures, computed after both are aggregated.
+#[derive(Debug)]
+pub struct Ratio {
+    /// Name used in queries.
+    pub name: &'static str,
+    /// What it means.
+    pub description: &'static str,
+    /// Numerator measure.
+    pub numerator: &'static str,
+    /// Denominator measure.
+    pub denominator: &'static str,
+    /// `1 - numerator / denominator` instead (retention from churn and back).
+    pub complement: bool,
+}
+
+/// Every base measure.
+pub const MEASURES: &[Measure] = &[
+    Measure {
+        name: "revenue",
+        description: "Net sales: quantity x unit price less discounts, cancelled orders left out",
+        answers: &[(&SALES_DAILY, "SUM(s.revenue)"), (&ORDER_LINES, "SUM(l.net_amount)")],
+    },
+    Measure {
+        name: "gross_sales",
+        description: "Quantity x unit price, before discounts",
+        answers: &[
+            (&SALES_DAILY, "SUM(s.gross_sales)"),
+            (&ORDER_LINES, "SUM(l.gross_amount)"),
+        ],
+    },
+    Measure {
+        name: "discounts",
+        description: "Gross sales less net sales",
+        answers: &[
+            (&SALES_DAILY, "SUM(s.discounts)"),
+            (&ORDER_LINES, "SUM(l.discount_amount)"),
+        ],
+    },
+    Measure {
+        name: "returns",
+        description: "Value credited for returned goods, in the period of the original sale",
+        answers: &[
+            (&SALES_DAILY, "SUM(s.returns)"),
+            (&ORDER_LINES, "SUM(l.returned_amount)"),
+        ],
+    },
+    Measure {
+        name: "cost_of_goods",
+        description: "Cost of the goods sold and kept",
+        answers: &[
+            (&SALES_DAILY, "SUM(s.cost_of_goods)"),
+            (&ORDER_LINES, "SUM(l.cost_amount - l.returned_cost)"),
+        ],
+    },
+    Measure {
+        name: "gross_margin",
+        description: "Gross sales - discounts - returns - cost of goods",
+        answers: &[
+            (&SALES_DAILY, "SUM(s.gross_margin)"),
+            (
+                &ORDER_LINES,
+                "SUM(l.net_amount - l.returned_amount - l.cost_amount + l.returned_cost)",
+            ),
+        ],
+    },
+    Measure {
+        name: "units",
+        description: "Quantity sold",
+        answers: &[(&SALES_DAILY, "SUM(s.units)"), (&ORDER_LINES, "SUM(l.quantity)")],
+    },
+    Measure {
+        name: "orders",
+        description: "Orders placed, cancelled ones left out",
+        answers: &[
+            (&ORDERS_DAILY, "SUM(o.orders)"),
+            (&ORDER_LINES, "COUNT(DISTINCT l.order_id)"),
+        ],
+    },
+    Measure {
+        name: "active_customers",
+        description: "Distinct customers who bought in the period",
+        answers: &[
+            (&ACTIVE_CUSTOMERS, "SUM(a.active_customers)"),
+            (&ORDER_LINES, "COUNT(DISTINCT l.customer_key)"),
+        ],
+    },
+    Measure {
+        name: "churned_customers",
+        description: "Customers who bought in a month and then nothing for the churn window (90 days)",
+        answers: &[(&CHURN_MONTHLY, "SUM(m.churned_customers)")],
+    },
+    Measure {
+        name: "judged_customers",
+        description: "Customers who bought in a month and whose churn can be judged already",
+        answers: &[(&CHURN_MONTHLY, "SUM(m.judged_customers)")],
+    },
+    Measure {
+        name: "touches",
+        description: "Campaign messages sent to targeted customers (control groups left out)",
+        answers: &[(&CAMPAIGN_TOUCHES, "COUNT(*)")],
+    },
+    Measure {
+        name: "responses",
+        description: "Targeted customers who responded",
+        answers: &[(&CAMPAIGN_TOUCHES, "SUM(CASE WHEN t.responded THEN 1 ELSE 0 END)")],
+    },
+    Measure {
+        name: "conversions",
+        description: "Touches that converted into an order",
+        answers: &[(&CAMPAIGN_TOUCHES, "SUM(CASE WHEN t.converted THEN 1 ELSE 0 END)")],
+    },
+    Measure {
+        name: "attributed_revenue",
+        description: "Value of the orders campaigns converted",
+        answers: &[(
+            &CAMPAIGN_TOUCHES,
+            "SUM(CASE WHEN t.converted THEN t.converted_revenue ELSE 0 END)",
+        )],
+    },
+];
+
+/// Every ratio.
+pub const RATIOS: &[Ratio] = &[
+    Ratio {
+        name: "average_order_value",
+        description: "Revenue per order",
+        numerator: "revenue",
+        denominator: "orders",
+        complement: false,
+    },
+    Ratio {
+        name: "gross_margin_rate",
+        description: "Gross margin per unit of revenue",
+        numerator: "gross_margin",
+        denominator: "revenue",
+        complement: false,
+    },
+    Ratio {
+        name: "churn_rate",
+        description: "Share of the month's buyers who then bought nothing for the churn window",
+        numerator: "churned_customers",
+        denominator: "judged_customers",
+        complement: false,
+    },
+    Ratio {
+        name: "retention_rate",
+        description: "1 - churn_rate",
+        numerator: "churned_customers",
+        denominator: "judged_customers",
+        complement: true,
+    },
+    Ratio {
+        name: "response_rate",
+        description: "Responses per touch",
+        numerator: "responses",
+        denominator: "touches",
+        complement: false,
+    },
+    Ratio {
+        name: "conversion_rate",
+        description: "Conversions per touch",
+        numerator: "conversions",
+        denominator: "touches",
+        complement: false,
+    },
+];
+
+/// Every dimension: `date` (at the query's grain) and these.
+pub const DIMENSIONS: &[(&str, &str)] = &[
+    ("date", "Order (or send) date, truncated to the query's grain"),
+    ("category", "Product category"),
+    ("product", "Product SKU"),
+    ("channel", "Sales channel (or the campaign's channel)"),
+    ("region", "Customer's region"),
+    ("segment", "Customer segment"),
+    ("campaign", "Campaign name"),
+];
+
+/// Only these values of a dimension.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    /// A dimension other than `date` (dates are limited by `from` and `to`).
+    pub dimension: String,
+    /// Accepted values.
+    pub values: Vec<String>,
+}
+
+/// A question in the semantic layer's terms (the body of `POST /api/v1/metrics`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricQuery {
+    /// Measures and ratios, by name.
+    pub measures: Vec<String>,
+    /// Dimensions to group by; `date` groups by the grain.
+    #[serde(default)]
+    pub dimensions: Vec<String>,
+    /// Grain of `date` (default month).
+    #[serde(default)]
+    pub grain: Grain,
+    /// First day included.
+    #[serde(default)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day included.
+    #[serde(default)]
+    pub to: Option<chrono::NaiveDate>,
+    /// Only rows with these dimension values.
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+    /// Most rows returned (after ordering by the dimensions).
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+/// Why a metric query cannot be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricError {
+    /// A measure that does not exist.
+    #[error("unknown measure {0:?}; known: {1}")]
+    UnknownMeasure(String, String),
+    /// A dimension that does not exist.
+    #[error("unknown dimension {0:?}; known: {1}")]
+    UnknownDimension(String, String),
+    /// No table has this measure with these dimensions and filters.
+    #[error("{measure} cannot be broken down by {dimensions} (it is kept by {available})")]
+    Unsupported {
+        /// The measure.
+        measure: String,
+        /// The dimensions and filters asked for.
+        dimensions: String,
+        /// What its tables do have.
+        available: String,
+    },
+    /// A query with no measures.
+    #[error("ask for at least one measure")]
+    NoMeasure,
+    /// Running the query failed.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+}
+
+/// The answer: rows, the SQL that produced them, and the tables read.
+#[derive(Debug)]
+pub struct MetricResult {
+    /// One row per combination of dimension values, ordered by them.
+    pub result: QueryResult,
+    /// The SQL that ran.
+    pub sql: String,
+    /// Tables that answered (rollups or facts).
+    pub sources: Vec<&'static str>,
+}
+
+fn quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+impl Source {
+    fn dimension(&self, name: &str) -> Option<&'static str> {
+        self.dimensions.iter().find(|(d, _)| *d == name).map(|(_, e)| *e)
+    }
+
+    fn can_answer(&self, query: &MetricQuery, grouped: &[&str]) -> bool {
+        let dims_ok = grouped
+            .iter()
+            .chain(
+                query
+                    .filters
+                    .iter()
+                    .map(|f| f.dimension.as_str())
+                    .collect::<Vec<_>>()
+                    .iter(),
+            )
+            .all(|d| *d == "date" || self.dimension(d).is_some());
+        let uses_date = grouped.contains(&"date");
+        let grain_ok = !uses_date || self.grains.is_none_or(|g| g.contains(&query.grain));
+        // A per-grain rollup answers a date range only through its periods: with no date
+        // dimension it would add periods up, which distinct counts do not allow.
+        let period_ok = self.period.is_none() || uses_date;
+        dims_ok && grain_ok && period_ok
+    }
+
+    /// `SELECT dims, measures FROM ... WHERE ... GROUP BY dims` for this source.
+    fn select(&self, query: &MetricQuery, grouped: &[&str], measures: &[(&str, &str)]) -> String {
+        let mut columns = Vec::new();
+        for d in grouped {
+            let expr = if *d == "date" {
+                match (self.day, self.period) {
+                    (_, Some((_, period))) => period.to_string(),
+                    (Some(day), None) => format!("CAST(date_trunc('{}', {day}) AS DATE)", query.grain.name()),
+                    (None, None) => unreachable!("every source has a day or a period"),
+                }
+            } else {
+                self.dimension(d).expect("checked by can_answer").to_string()
+            };
+            columns.push(format!("{expr} AS \"{d}\""));
+        }
+        for (name, expr) in measures {
+            columns.push(format!("{expr} AS \"{name}\""));
+        }
+        let mut conditions: Vec<String> = Vec::new();
+        if !self.filter.is_empty() {
+            conditions.push(self.filter.to_string());
+        }
+        let day = match (self.day, self.period) {
+            (_, Some((grain, period))) => {
+                conditions.push(format!("{grain} = '{}'", query.grain.name()));
+                period
+            }
+            (Some(day), None) => day,
+            (None, None) => unreachable!("every source has a day or a period"),
+        };
+        if let Some(from) = query.from {
+            conditions.push(format!("{day} >= DATE '{from}'"));
+        }
+        if let Some(to) = query.to {
+            conditions.push(format!("{day} <= DATE '{to}'"));
+        }
+        for filter in &query.filters {
+            let expr = self.dimension(&filter.dimension).expect("checked by can_answer");
+            let values: Vec<String> = filter.values.iter().map(|v| quote(v)).collect();
+            conditions.push(format!("{expr} IN ({})", values.join(", ")));
+        }
+        let mut sql = format!("SELECT {} FROM {}", columns.join(", "), self.from);
+        if !conditions.is_empty() {
+            sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
+        }
+        if !grouped.is_empty() {
+            let positions: Vec<String> = (1..=grouped.len()).map(|i| i.to_string()).collect();
+            sql.push_str(&format!(" GROUP BY {}", positions.join(", ")));
+        }
+        sql
+    }
+}
+
+/// The SQL for a metric query, and the tables it reads.
+pub fn plan(query: &MetricQuery) -> Result<(String, Vec<&'static str>), MetricError> {
+    if query.measures.is_empty() {
+        return Err(MetricError::NoMeasure);
+    }
+    let known_dimensions = || DIMENSIONS.iter().map(|(d, _)| *d).collect::<Vec<_>>().join(", ");
+    for d in query
+        .dimensions
+        .iter()
+        .chain(query.filters.iter().map(|f| &f.dimension))
+    {
+        if !DIMENSIONS.iter().any(|(name, _)| name == d)
+            || (d == "date" && query.filters.iter().any(|f| f.dimension == "date"))
+        {
+            return Err(MetricError::UnknownDimension(d.clone(), known_dimensions()));
+        }
+    }
+    let grouped: Vec<&str> = query.dimensions.iter().map(String::as_str).collect();
+
+    // Base measures needed, ratios expanded into their parts.
+    let mut base: Vec<&'static Measure> = Vec::new();
+    let mut need = |name: &str| -> Result<(), MetricError> {
+        let measure = MEASURES.iter().find(|m| m.name == name).ok_or_else(|| {
+            let known: Vec<&str> = MEASURES
+                .iter()
+                .map(|m| m.name)
+                .chain(RATIOS.iter().map(|r| r.name))
+                .collect();
+            MetricError::UnknownMeasure(name.to_string(), known.join(", "))
+        })?;
+        if !base.iter().any(|m| m.name == measure.name) {
+            base.push(measure);
+        }
+        Ok(())
+    };
+    for name in &query.measures {
+        match RATIOS.iter().find(|r| r.name == name) {
+            Some(ratio) => {
+                need(ratio.numerator)?;
+                need(ratio.denominator)?;
+            }
+            None => need(name)?,
+        }
+    }
+
+    // Each base measure from the first source that can answer the whole query; measures that share
+    // a source are computed in one pass over it.
+    let mut by_source: Vec<(&'static Source, Vec<(&str, &str)>)> = Vec::new();
+    for measure in &base {
+        let Some((source, expr)) = measure.answers.iter().find(|(s, _)| s.can_answer(query, &grouped)) else {
+            let mut asked: Vec<String> = grouped.iter().map(|d| d.to_string()).collect();
+            asked.extend(query.filters.iter().map(|f| format!("a filter on {}", f.dimension)));
+            if grouped.contains(&"date") {
+                asked.push(format!("{} grain", query.grain.name()));
+            }
+            let available: Vec<String> = measure
+                .answers
+                .iter()
+                .map(|(s, _)| {
+                    let mut dims: Vec<&str> = vec!["date"];
+                    dims.extend(s.dimensions.iter().map(|(d, _)| *d));
+                    format!("{} by {}", s.name, dims.join(", "))
+                })
+                .collect();
+            return Err(MetricError::Unsupported {
+                measure: measure.name.to_string(),
+                dimensions: if asked.is_empty() {
+                    "nothing".into()
+                } else {
+                    asked.join(", ")
+                },
+                available: available.join("; "),
+            });
+        };
+        match by_source.iter_mut().find(|(s, _)| s.name == source.name) {
+            Some((_, list)) => list.push((measure.name, expr)),
+            None => by_source.push((source, vec![(measure.name, expr)])),
+        }
+    }
+
+    let ctes: Vec<String> = by_source
+        .iter()
+        .enumerate()
+        .map(|(i, (source, measures))| format!("p{i} AS ({})", source.select(query, &grouped, measures)))
+        .collect();
+    // Dimension values from whichever part has them; parts joined on every dimension.
+    let dim = |d: &str| {
+        let parts: Vec<String> = (0..by_source.len()).map(|i| format!("p{i}.\"{d}\"")).collect();
+        if parts.len() == 1 {
+            parts[0].clone()
+        } else {
+            format!("COALESCE({})", parts.join(", "))
+        }
+    };
+    let mut from = "p0".to_string();
+    for i in 1..by_source.len() {
+        if grouped.is_empty() {
+            from.push_str(&format!(" CROSS JOIN p{i}"));
+        } else {
+            let on: Vec<String> = grouped
+                .iter()
+                // Parenthesised: the SQL parser binds `IS NOT DISTINCT FROM` looser than `AND`.
+                .map(|d| format!("(p0.\"{d}\" IS NOT DISTINCT FROM p{i}.\"{d}\")"))
+                .collect();
+            from.push_str(&format!(" FULL JOIN p{i} ON {}", on.join(" AND ")));
+        }
+    }
+    let part_of = |measure: &str| {
+        let i = by_source
+            .iter()
+            .position(|(_, ms)| ms.iter().any(|(m, _)| *m == measure))
+            .expect("every base measure has a part");
+        format!("p{i}.\"{measure}\"")
+    };
+    let mut columns: Vec<String> = grouped.iter().map(|d| format!("{} AS \"{d}\"", dim(d))).collect();
+    for name in &query.measures {
+        let expr = match RATIOS.iter().find(|r| r.name == name) {
+            Some(ratio) => {
+                let share = format!(
+                    "CAST({} AS DOUBLE) / NULLIF(CAST({} AS DOUBLE), 0)",
+                    part_of(ratio.numerator),
+                    part_of(ratio.denominator)
+                );
+                if ratio.complement {
+                    format!("1 - {share}")
+                } else {
+                    share
+                }
+            }
+            None => part_of(name),
+        };
+        columns.push(format!("{expr} AS \"{name}\""));
+    }
+    let mut sql = format!("WITH {} SELECT {} FROM {from}", ctes.join(", "), columns.join(", "));
+    if !grouped.is_empty() {
+        let order: Vec<String> = (1..=grouped.len()).map(|i| i.to_string()).collect();
+        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+    }
+    if let Some(limit) = query.limit {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
+    Ok((sql, by_source.iter().map(|(s, _)| s.name).collect()))
+}
+
+/// Answer a metric query through [`Warehouse::sql`] (so under every query limit).
+pub async fn query_metrics(warehouse: &Warehouse, query: &MetricQuery) -> Result<MetricResult, MetricError> {
+    let (sql, sources) = plan(query)?;
+    let result = warehouse.sql(&sql).await?;
+    Ok(MetricResult { result, sql, sources })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(measures: &[&str], dimensions: &[&str]) -> MetricQuery {
+        MetricQuery {
+            measures: measures.iter().map(|s| s.to_string()).collect(),
+            dimensions: dimensions.iter().map(|s| s.to_string()).collect(),
+            ..MetricQuery::default()
+        }
+    }
+
+    #[test]
+    fn dashboard_questions_are_answered_from_rollups() {
+        let (_, sources) = plan(&query(
+            &["revenue", "gross_margin_rate", "average_order_value"],
+            &["date", "region"],
+        ))
+        .unwrap();
+        assert_eq!(sources, vec!["marts.sales_daily", "marts.orders_daily"]);
+        let (_, sources) = plan(&query(&["active_customers", "churn_rate"], &["date", "segment"])).unwrap();
+        assert_eq!(sources, vec!["marts.active_customers", "marts.churn_monthly"]);
+    }
+
+    #[test]
+    fn product_detail_falls_back_to_the_facts_and_churn_by_product_is_refused() {
+        let (sql, sources) = plan(&query(&["revenue", "orders"], &["product"])).unwrap();
+        assert_eq!(sources, vec!["core.order_line"]);
+        assert!(sql.contains("COUNT(DISTINCT l.order_id)"), "{sql}");
+        let refused = plan(&query(&["churn_rate"], &["category"])).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("churned_customers cannot be broken down by category"),
+            "{refused}"
+        );
+        let unknown = plan(&query(&["revenu"], &[])).unwrap_err();
+        assert!(unknown.to_string().contains("unknown measure \"revenu\""), "{unknown}");
+    }
+
+    #[test]
+    fn distinct_customers_without_a_date_come_from_the_facts() {
+        // Summing per-period distinct counts over a range would count a customer once per period.
+        let (_, sources) = plan(&query(&["active_customers"], &["region"])).unwrap();
+        assert_eq!(sources, vec!["core.order_line"]);
+    }
+}

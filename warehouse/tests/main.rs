@@ -1,0 +1,3 @@
+//! Integration tests of the warehouse crate, on real Delta tables in temporary data directories.
+
+mod marts;
