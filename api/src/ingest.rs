@@ -55,8 +55,7 @@ pub async fn ingest(config: &Config, args: IngestArgs) -> anyhow::Result<()> {
             // Quiet when nothing new arrived, so a watched folder does not fill the terminal.
             let new = run.batches.iter().any(|b| b.status == BatchStatus::Committed);
             if new {
-                print_report(&run, args.format).ok();
-                crate::refresh::refresh_core(config, args.format).await?;
+                report_and_refresh(config, &run, args.format).await.ok();
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(config.ingest.watch_interval_secs.max(1))) => continue,
@@ -64,10 +63,27 @@ pub async fn ingest(config: &Config, args: IngestArgs) -> anyhow::Result<()> {
             }
         }
         tracing::info!(seconds = started.elapsed().as_secs_f64(), "ingest finished");
-        let printed = print_report(&run, args.format);
-        // Bring `core` up to date with what was stored, even when some files were set aside.
-        crate::refresh::refresh_core(config, args.format).await?;
-        return printed;
+        return report_and_refresh(config, &run, args.format).await;
+    }
+}
+
+/// Print the batch reports and bring `core` and `marts` up to date with what was stored, even when
+/// some files were set aside (then the result is an error naming them). As JSON, one object: the
+/// run's report with the refresh's under `refresh`.
+async fn report_and_refresh(config: &Config, run: &RunReport, format: OutputFormat) -> anyhow::Result<()> {
+    match format {
+        OutputFormat::Table => {
+            let printed = print_report(run, format);
+            crate::refresh::refresh_core(config, format).await?;
+            printed
+        }
+        OutputFormat::Json => {
+            let refreshed = crate::refresh::refresh_core(config, format).await?;
+            let mut value = serde_json::to_value(run)?;
+            value["refresh"] = serde_json::to_value(&refreshed)?;
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            set_aside(run)
+        }
     }
 }
 
@@ -165,6 +181,11 @@ pub fn print_report(run: &RunReport, format: OutputFormat) -> anyhow::Result<()>
             }
         }
     }
+    set_aside(run)
+}
+
+/// An error naming the files that could not be read (each also on standard error).
+fn set_aside(run: &RunReport) -> anyhow::Result<()> {
     for rejected in &run.rejected {
         eprintln!("error: {} (moved to {})", rejected.reason, rejected.moved_to);
     }

@@ -5,12 +5,14 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use tributary_warehouse::engine::Warehouse;
 use tributary_warehouse::layout::DataDir;
+use tributary_warehouse::refresh::RefreshReport;
 
 use crate::cli::OutputFormat;
 use crate::config::Config;
 
-/// Bring `core` and `marts` up to date with staging and report what changed.
-pub async fn refresh_core(config: &Config, format: OutputFormat) -> anyhow::Result<()> {
+/// Bring `core` and `marts` up to date with staging; a line per rebuilt table for people, nothing
+/// printed otherwise (the caller prints the returned report).
+pub async fn refresh_core(config: &Config, format: OutputFormat) -> anyhow::Result<RefreshReport> {
     let warehouse = Warehouse::new(DataDir::new(&config.data_dir), config.limits.clone())?;
     let spinner = ProgressBar::new_spinner();
     if format == OutputFormat::Table {
@@ -22,7 +24,7 @@ pub async fn refresh_core(config: &Config, format: OutputFormat) -> anyhow::Resu
     spinner.finish_and_clear();
     let report = report.context("refreshing core and marts")?;
     match format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Json => {}
         OutputFormat::Table => {
             if let Some(done) = report.customers.as_ref().filter(|d| d.records > 0) {
                 println!(
@@ -41,10 +43,14 @@ pub async fn refresh_core(config: &Config, format: OutputFormat) -> anyhow::Resu
             }
         }
     }
-    Ok(())
+    Ok(report)
 }
 
 /// `tributary refresh`.
 pub async fn refresh(config: &Config, format: OutputFormat) -> anyhow::Result<()> {
-    refresh_core(config, format).await
+    let report = refresh_core(config, format).await?;
+    if format == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
 }

@@ -438,9 +438,6 @@ pub async fn refresh_customers(
 
     use crate::layout::Layer;
 
-    if !store.exists(Layer::Staging, "customer") {
-        return Ok(CustomerRefresh::default());
-    }
     const TEXT: [&str; 11] = [
         "source_system",
         "customer_id",
@@ -454,16 +451,22 @@ pub async fn refresh_customers(
         "region",
         "city",
     ];
-    let batches = store
-        .query(
-            &[(Layer::Staging, "customer")],
-            &format!(
-                "SELECT {}, CAST(created_at AS BIGINT) AS created_us, is_active FROM staging.customer \
+    // No customer records yet (a company whose first ingest brought only orders): empty tables
+    // of the right shape, so the facts still build and show their customers as unresolved.
+    let batches = if !store.exists(Layer::Staging, "customer") {
+        Vec::new()
+    } else {
+        store
+            .query(
+                &[(Layer::Staging, "customer")],
+                &format!(
+                    "SELECT {}, CAST(created_at AS BIGINT) AS created_us, is_active FROM staging.customer \
                  ORDER BY source_system, customer_id",
-                TEXT.join(", ")
-            ),
-        )
-        .await?;
+                    TEXT.join(", ")
+                ),
+            )
+            .await?
+    };
     // Column-major text, with created_at as microseconds and is_active.
     let mut text: Vec<Vec<Option<String>>> = vec![Vec::new(); TEXT.len()];
     let mut created: Vec<Option<i64>> = Vec::new();
