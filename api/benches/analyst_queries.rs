@@ -204,7 +204,7 @@ fn main() {
         );
     };
     line(
-        "7P mart refresh (all 14 marts)",
+        &format!("7P mart refresh (all {} marts)", MARTS.len()),
         ours_refresh,
         duckdb.as_ref().map(|d| d.refresh),
         (String::new(), String::new()),
