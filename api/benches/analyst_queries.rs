@@ -93,6 +93,12 @@ const QUERIES: &[(&str, &str)] = &[
 fn main() {
     let customers: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(80_000);
     let data = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("analyst-queries-{customers}"));
+    let ready = data.join("ready");
+    if !ready.exists() {
+        // A half-built company from an interrupted run: start over. (Before the warehouse is
+        // made: it keeps its spill directory under the data directory.)
+        std::fs::remove_dir_all(&data).ok();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -106,7 +112,6 @@ fn main() {
     };
     let warehouse = Warehouse::new(DataDir::new(&data), limits).expect("warehouse");
     let params = MartParams::default();
-    let ready = data.join("ready");
     if !ready.exists() {
         build_company(&runtime, &warehouse, &data, customers, &params);
         std::fs::write(&ready, "").expect("marker");
@@ -121,16 +126,36 @@ fn main() {
         data.display()
     );
 
-    // Our refresh of every mart, twice; the best counts.
+    // Our refresh of every mart, twice; the best counts. `-- queries` skips both engines' refresh
+    // (for quick runs while working on queries; the figures it prints say so).
+    let queries_only = std::env::args().any(|a| a == "queries");
     let mut ours_refresh = f64::MAX;
     let mut as_of = None;
-    for attempt in 1..=2 {
+    for attempt in 1..=if queries_only { 1 } else { 2 } {
         let started = Instant::now();
         let report = runtime
-            .block_on(refresh_with(&warehouse, &params, Rebuild::AllMarts))
+            .block_on(refresh_with(
+                &warehouse,
+                &params,
+                if queries_only {
+                    Rebuild::Changed
+                } else {
+                    Rebuild::AllMarts
+                },
+            ))
             .expect("refresh");
         let seconds = started.elapsed().as_secs_f64();
-        println!("tributary mart refresh {attempt}: {seconds:.2} s");
+        let mut slowest: Vec<_> = report.tables.iter().filter(|t| t.rebuilt).collect();
+        slowest.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        let slowest: Vec<String> = slowest
+            .iter()
+            .take(4)
+            .map(|t| format!("{} {:.1} s", t.table, t.seconds))
+            .collect();
+        println!(
+            "tributary mart refresh {attempt}: {seconds:.2} s (slowest: {})",
+            slowest.join(", ")
+        );
         ours_refresh = ours_refresh.min(seconds);
         as_of = Some(report.as_of);
     }
@@ -162,7 +187,7 @@ fn main() {
         .expect("json"),
     )
     .expect("plan written");
-    let duckdb = run_duckdb(&plan);
+    let duckdb = run_duckdb(&plan, queries_only);
 
     // Our queries, three times each.
     let mut ours = Vec::new();
@@ -203,12 +228,16 @@ fn main() {
             ))
         );
     };
-    line(
-        &format!("7P mart refresh (all {} marts)", MARTS.len()),
-        ours_refresh,
-        duckdb.as_ref().map(|d| d.refresh),
-        (String::new(), String::new()),
-    );
+    if queries_only {
+        println!("7P mart refresh: not timed (`queries`)");
+    } else {
+        line(
+            &format!("7P mart refresh (all {} marts)", MARTS.len()),
+            ours_refresh,
+            duckdb.as_ref().map(|d| d.refresh),
+            (String::new(), String::new()),
+        );
+    }
     for (i, (name, _)) in QUERIES.iter().enumerate() {
         let theirs = duckdb.as_ref().map(|d| d.queries[i]);
         line(
@@ -220,7 +249,10 @@ fn main() {
     }
     println!();
     match duckdb {
-        Some(_) => println!("{missed} of {} slower than DuckDB", QUERIES.len() + 1),
+        Some(_) => println!(
+            "{missed} of {} slower than DuckDB",
+            QUERIES.len() + usize::from(!queries_only)
+        ),
         None => println!("DuckDB did not run; no ratios"),
     }
 }
@@ -233,7 +265,6 @@ fn build_company(
     customers: u64,
     params: &MartParams,
 ) {
-    std::fs::remove_dir_all(data).ok();
     let landing = data.join("landing");
     let options = SampleOptions {
         customers,
@@ -275,7 +306,7 @@ struct DuckDbTimes {
 }
 
 /// Run the plan in DuckDB; `None` (with the reason printed) when DuckDB cannot run.
-fn run_duckdb(plan: &PathBuf) -> Option<DuckDbTimes> {
+fn run_duckdb(plan: &PathBuf, queries_only: bool) -> Option<DuckDbTimes> {
     let script = r#"
 import json, os, sys, time, duckdb
 plan = json.load(open(sys.argv[1]))
@@ -290,8 +321,9 @@ def view(name, files):
 for name, files in plan["views"].items():
     if name.startswith("core.") and files:
         view(name, files)
-best = float("inf")
-for attempt in range(2):
+best = float("nan")
+for attempt in range(0 if sys.argv[2] == "queries" else 2):
+    best = float("inf") if attempt == 0 else best
     t = time.perf_counter()
     for mart in plan["marts"]:
         out = os.path.join(work, mart["name"] + ".parquet")
@@ -312,9 +344,14 @@ for q in plan["queries"]:
         rows = con.execute(q["sql"]).fetchall()
         b = min(b, time.perf_counter() - t)
     times.append([b, len(rows)])
-print(json.dumps({"refresh": best, "queries": times}))
+print(json.dumps({"refresh": None if best != best else best, "queries": times}))
 "#;
-    let output = python_env::python().arg("-c").arg(script).arg(plan).output();
+    let output = python_env::python()
+        .arg("-c")
+        .arg(script)
+        .arg(plan)
+        .arg(if queries_only { "queries" } else { "all" })
+        .output();
     let output = match output {
         Ok(o) => o,
         Err(e) => {
@@ -330,7 +367,7 @@ print(json.dumps({"refresh": best, "queries": times}))
     let text = String::from_utf8_lossy(&output.stdout);
     let result: serde_json::Value = serde_json::from_str(text.lines().last()?).ok()?;
     Some(DuckDbTimes {
-        refresh: result["refresh"].as_f64()?,
+        refresh: result["refresh"].as_f64().unwrap_or(f64::NAN),
         queries: result["queries"]
             .as_array()?
             .iter()

@@ -95,11 +95,23 @@ pub async fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         "  - {} lists every file with its row count",
         absolute(&landing.join("manifest.json"))
     );
+    let root = absolute(data_dir.root());
     println!(
-        "  - query the tables: tributary --data-dir {} sql \"SELECT segment, count(*) FROM core.customer GROUP BY segment\"",
-        absolute(data_dir.root())
+        "  - query the tables: tributary --data-dir {root} sql \"SELECT rfm_segment, count(*), sum(revenue) FROM marts.customer_rfm GROUP BY 1\""
     );
-    println!("    (schemas raw, staging, core, system; rejected rows are in system.quarantine)");
+    println!("    (schemas raw, staging, core, marts, system; rejected rows are in system.quarantine)");
+    // The best customer, so the profile hint works as printed.
+    let warehouse = tributary_warehouse::engine::Warehouse::new(data_dir.clone(), config.limits.clone())?;
+    let best = warehouse
+        .sql("SELECT CAST(customer_key AS VARCHAR) FROM marts.customer_7p ORDER BY net_sales DESC NULLS LAST LIMIT 1")
+        .await?;
+    if let Some(batch) = best.batches.first().filter(|b| b.num_rows() > 0) {
+        let key = datafusion::arrow::util::display::array_value_to_string(batch.column(0), 0)?;
+        println!("  - one customer's 7P profile (the best one): tributary --data-dir {root} profile {key}");
+    }
+    println!(
+        "  - measures by dimensions: tributary --data-dir {root} metrics revenue,gross_margin_rate,active_customers,churn_rate --by date,region --grain quarter"
+    );
     println!("  - `tributary generate --help` makes other companies: --customers, --years, --seed");
     Ok(())
 }

@@ -115,6 +115,11 @@ impl Warehouse {
     /// A session over the latest version of every table, as `layer.name`, sharing the memory
     /// pool. Made per query, so new table versions are seen without a restart.
     pub async fn context(&self) -> Result<SessionContext, QueryError> {
+        self.session(None).await
+    }
+
+    /// A session for `only_for` (with just the tables it names), or for anything.
+    async fn session(&self, only_for: Option<&str>) -> Result<SessionContext, QueryError> {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(true)
@@ -140,7 +145,28 @@ impl Warehouse {
             "as_of",
             Arc::new(crate::functions::AsOfFunction::new(self.store.clone())),
         );
-        for (layer, name) in self.store.tables() {
+        let tables = self.store.tables();
+        // Opening a Delta table reads its log, which costs more than a small query: for one query,
+        // open only the tables it names. Everything when it names something else (the catalog,
+        // SHOW TABLES) or cannot be parsed here (it will fail with a proper message later).
+        let named: Option<Vec<(Layer, String)>> = only_for.and_then(|query| {
+            let state = ctx.state();
+            let statement = state
+                .sql_to_statement(query, &datafusion::config::Dialect::Generic)
+                .ok()?;
+            if !matches!(statement, datafusion::sql::parser::Statement::Statement(ref s) if matches!(**s, datafusion::sql::sqlparser::ast::Statement::Query(_))) {
+                return None;
+            }
+            let mut named = Vec::new();
+            for reference in state.resolve_table_references(&statement).ok()? {
+                let layer = Layer::ALL.into_iter().find(|l| Some(l.name()) == reference.schema())?;
+                if tables.iter().any(|(l, n)| *l == layer && n == reference.table()) {
+                    named.push((layer, reference.table().to_string()));
+                }
+            }
+            Some(named)
+        });
+        for (layer, name) in named.unwrap_or(tables) {
             self.store.register(&ctx, layer, &name, AsOf::Latest).await?;
         }
         // Empty schemas exist too, so `SHOW TABLES` and BI tools see the whole layout.
@@ -163,7 +189,7 @@ impl Warehouse {
         let seconds = self.limits.query_timeout_secs;
         let run = async {
             let _turn = self.turns.acquire().await.expect("the semaphore is never closed");
-            let ctx = self.context().await?;
+            let ctx = self.session(Some(query)).await?;
             let frame = ctx.sql(query).await.map_err(|e| classify(e, &self.limits))?;
             let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
             let mut stream = frame.execute_stream().await.map_err(|e| classify(e, &self.limits))?;

@@ -1,3 +1,4 @@
 //! Integration tests of the warehouse crate, on real Delta tables in temporary data directories.
 
 mod marts;
+mod semantic;

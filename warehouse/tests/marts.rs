@@ -55,7 +55,8 @@ async fn load_company(warehouse: &Warehouse) {
     }
 }
 
-async fn company() -> (tempfile::TempDir, Warehouse) {
+/// The hand-worked company, loaded and refreshed in a temporary data directory.
+pub async fn company() -> (tempfile::TempDir, Warehouse) {
     let dir = tempfile::tempdir().unwrap();
     let warehouse = Warehouse::new(DataDir::new(dir.path()), QueryLimits::default()).unwrap();
     load_company(&warehouse).await;
