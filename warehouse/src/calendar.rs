@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
-use datafusion::arrow::array::Array;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Date32Array, Int32Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -108,19 +107,17 @@ pub fn calendar(start: NaiveDate, end: NaiveDate) -> RecordBatch {
 pub(crate) async fn refresh_calendar(
     warehouse: &Warehouse,
     ctx: &SessionContext,
+    first_order: Option<NaiveDate>,
     as_of: NaiveDate,
 ) -> Result<(bool, u64), RefreshError> {
-    let first = first_order_date(ctx).await?.unwrap_or(as_of - Duration::days(3 * 365));
+    let first = first_order.unwrap_or(as_of - Duration::days(3 * 365));
     // Whole years, so the range (and the table) changes only when a year is added.
     let start = NaiveDate::from_ymd_opt(first.year(), 1, 1).expect("valid");
     let end_day = as_of + Duration::days(FUTURE_DAYS);
     let end = NaiveDate::from_ymd_opt(end_day.year(), 12, 31).expect("valid");
     let inputs = format!("calendar@{start}..{end}");
     let store = warehouse.store();
-    let recorded = store.latest_commit(Layer::Core, "calendar").await?.and_then(|info| {
-        info.get(crate::refresh::INPUTS_KEY)
-            .and_then(|v| v.as_str().map(str::to_string))
-    });
+    let recorded = crate::refresh::recorded_inputs(warehouse, Layer::Core, "calendar").await?;
     let rows = (end - start).num_days() as u64 + 1;
     if recorded.as_deref() == Some(inputs.as_str()) {
         return Ok((false, rows));
@@ -133,24 +130,6 @@ pub(crate) async fn refresh_calendar(
         .register(ctx, Layer::Core, "calendar", crate::store::AsOf::Latest)
         .await?;
     Ok((true, rows))
-}
-
-async fn first_order_date(ctx: &SessionContext) -> Result<Option<NaiveDate>, RefreshError> {
-    let build = |source| RefreshError::Build {
-        table: "staging.sales_order".into(),
-        source,
-    };
-    let batches = ctx
-        .sql("SELECT MIN(order_date) FROM staging.sales_order")
-        .await
-        .map_err(build)?
-        .collect()
-        .await
-        .map_err(build)?;
-    Ok(batches.first().and_then(|b| {
-        let dates = b.column(0).as_any().downcast_ref::<Date32Array>()?;
-        if dates.is_null(0) { None } else { dates.value_as_date(0) }
-    }))
 }
 
 #[cfg(test)]

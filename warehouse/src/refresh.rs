@@ -222,15 +222,14 @@ pub async fn refresh_with(
     });
 
     let ctx = session(warehouse).await?;
-    let as_of = match params.as_of {
-        Some(d) => d,
-        None => last_order_date(&ctx)
-            .await?
-            .unwrap_or_else(|| chrono::Utc::now().date_naive()),
-    };
+    let (first_order, last_order) = order_dates(&ctx).await?;
+    let as_of = params
+        .as_of
+        .or(last_order)
+        .unwrap_or_else(|| chrono::Utc::now().date_naive());
 
     let started = Instant::now();
-    let calendar = crate::calendar::refresh_calendar(warehouse, &ctx, as_of).await?;
+    let calendar = crate::calendar::refresh_calendar(warehouse, &ctx, first_order, as_of).await?;
     tables.push(TableRefresh {
         table: "core.calendar".into(),
         rebuilt: calendar.0,
@@ -328,23 +327,25 @@ async fn session(warehouse: &Warehouse) -> Result<SessionContext, RefreshError> 
     Ok(ctx)
 }
 
-/// The last order date in staging: the default end of observation.
-async fn last_order_date(ctx: &SessionContext) -> Result<Option<NaiveDate>, RefreshError> {
+/// The first and last order dates in staging: where the calendar starts, and the default end of
+/// observation.
+async fn order_dates(ctx: &SessionContext) -> Result<(Option<NaiveDate>, Option<NaiveDate>), RefreshError> {
     let build = |source| RefreshError::Build {
         table: "staging.sales_order".into(),
         source,
     };
     let batches = ctx
-        .sql("SELECT MAX(order_date) FROM staging.sales_order")
+        .sql("SELECT MIN(order_date), MAX(order_date) FROM staging.sales_order")
         .await
         .map_err(build)?
         .collect()
         .await
         .map_err(build)?;
-    Ok(batches.first().and_then(|b| {
-        let dates = b.column(0).as_any().downcast_ref::<Date32Array>()?;
+    let date = |column: usize| {
+        let dates = batches.first()?.column(column).as_any().downcast_ref::<Date32Array>()?;
         if dates.is_null(0) { None } else { dates.value_as_date(0) }
-    }))
+    };
+    Ok((date(0), date(1)))
 }
 
 /// Input versions plus a hash of the statement, in one comparable string.
@@ -371,7 +372,11 @@ pub(crate) fn metadata(inputs: &str) -> serde_json::Map<String, serde_json::Valu
 }
 
 /// What the table's latest commit says it was built from.
-async fn recorded_inputs(warehouse: &Warehouse, layer: Layer, name: &str) -> Result<Option<String>, StoreError> {
+pub(crate) async fn recorded_inputs(
+    warehouse: &Warehouse,
+    layer: Layer,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
     let commit = warehouse.store().latest_commit(layer, name).await?;
     Ok(commit
         .as_ref()

@@ -419,15 +419,9 @@ impl Source {
     fn can_answer(&self, query: &MetricQuery, grouped: &[&str]) -> bool {
         let dims_ok = grouped
             .iter()
-            .chain(
-                query
-                    .filters
-                    .iter()
-                    .map(|f| f.dimension.as_str())
-                    .collect::<Vec<_>>()
-                    .iter(),
-            )
-            .all(|d| *d == "date" || self.dimension(d).is_some());
+            .copied()
+            .chain(query.filters.iter().map(|f| f.dimension.as_str()))
+            .all(|d| d == "date" || self.dimension(d).is_some());
         let uses_date = grouped.contains(&"date");
         let grain_ok = !uses_date || self.grains.is_none_or(|g| g.contains(&query.grain));
         // A per-grain rollup answers a date range only through its periods: with no date

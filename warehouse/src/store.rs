@@ -216,18 +216,8 @@ impl Store {
         metadata: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Option<u64>, StoreError> {
         let table = self.writable(layer, name).await?;
-        let written = table
-            .write(batches)
-            .with_save_mode(SaveMode::Overwrite)
-            .with_schema_mode(SchemaMode::Overwrite)
-            .with_table_name(name)
-            .with_commit_properties(CommitProperties::default().with_metadata(metadata))
-            .await
-            .map_err(|source| StoreError::Delta {
-                table: format!("{layer}.{name}"),
-                source: Box::new(source),
-            })?;
-        Ok(written.version())
+        let write = table.write(batches);
+        self.overwrite(layer, name, write, metadata).await
     }
 
     /// Replace a table's rows with the result of a query, streamed from the plan into Parquet files
@@ -245,21 +235,33 @@ impl Store {
         let state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
             .build();
-        let written = deltalake::operations::write::WriteBuilder::new(
+        let write = deltalake::operations::write::WriteBuilder::new(
             table.log_store(),
             table.state.as_ref().map(|s| s.snapshot().clone()),
         )
         .with_input_plan(plan)
-        .with_session_state(Arc::new(state))
-        .with_save_mode(SaveMode::Overwrite)
-        .with_schema_mode(SchemaMode::Overwrite)
-        .with_table_name(name)
-        .with_commit_properties(CommitProperties::default().with_metadata(metadata))
-        .await
-        .map_err(|source| StoreError::Delta {
-            table: format!("{layer}.{name}"),
-            source: Box::new(source),
-        })?;
+        .with_session_state(Arc::new(state));
+        self.overwrite(layer, name, write, metadata).await
+    }
+
+    /// Run a write as one overwrite commit of rows and schema, with `metadata` in the commit.
+    async fn overwrite(
+        &self,
+        layer: Layer,
+        name: &str,
+        write: deltalake::operations::write::WriteBuilder,
+        metadata: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<u64>, StoreError> {
+        let written = write
+            .with_save_mode(SaveMode::Overwrite)
+            .with_schema_mode(SchemaMode::Overwrite)
+            .with_table_name(name)
+            .with_commit_properties(CommitProperties::default().with_metadata(metadata))
+            .await
+            .map_err(|source| StoreError::Delta {
+                table: format!("{layer}.{name}"),
+                source: Box::new(source),
+            })?;
         Ok(written.version())
     }
 
