@@ -5,6 +5,7 @@ mod generate;
 mod identity;
 mod ingest;
 mod marts;
+mod models;
 mod pull;
 mod sql;
 

@@ -40,6 +40,14 @@ pub enum Command {
     Profile(ProfileArgs),
     /// Ask the semantic layer: measures by dimensions, answered from rollups where they can be.
     Metrics(MetricsArgs),
+    /// Train a model: churn (on the warehouse, or on any --sql table) or lifetime value.
+    Train(TrainArgs),
+    /// Score today's customers with the stored churn model into ml.churn_score.
+    Score(ScoreArgs),
+    /// Forecast sales or demand into ml tables, or any series from a query (--sql).
+    Forecast(ForecastArgs),
+    /// Stored model versions with their headline figures.
+    Models(ModelsArgs),
     /// Run SQL against the data directory's tables (a prompt when no query is given).
     Sql(SqlArgs),
     /// Compact small files of tables (all, or those named as layer.name).
@@ -208,4 +216,157 @@ pub enum GrainArg {
     Quarter,
     /// Calendar year.
     Year,
+}
+
+/// `tributary train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Which model.
+    #[command(subcommand)]
+    pub what: TrainWhat,
+}
+
+/// Models `tributary train` knows.
+#[derive(Debug, Subcommand)]
+pub enum TrainWhat {
+    /// Churn: logistic regression and a random forest, chosen on validation, judged on test.
+    Churn(ChurnTrainArgs),
+    /// Lifetime value: BG/NBD and Gamma-Gamma by maximum likelihood, into ml.customer_lifetime.
+    Lifetime(LifetimeArgs),
+}
+
+/// `tributary train churn`.
+#[derive(Debug, Args)]
+pub struct ChurnTrainArgs {
+    /// Train on this query instead of the warehouse: one row per customer, feature columns and a
+    /// label column (text is one-hot encoded, missing values filled and flagged).
+    #[arg(long, value_name = "QUERY")]
+    pub sql: Option<String>,
+    /// The yes/no column to learn (with --sql).
+    #[arg(long, value_name = "COLUMN")]
+    pub label: Option<String>,
+    /// A key column to leave out of the features (with --sql).
+    #[arg(long, value_name = "COLUMN")]
+    pub key: Option<String>,
+    /// Judge on this query's rows instead of every fifth row of --sql.
+    #[arg(long, value_name = "QUERY")]
+    pub test_sql: Option<String>,
+    /// Also write each split's feature rows (train, validation, test) as Parquet into DIR, for
+    /// checking against other libraries on the very same rows (on the warehouse).
+    #[arg(long, value_name = "DIR")]
+    pub export_features: Option<PathBuf>,
+    /// Days without an order that count as churn (on the warehouse) [default: churn.horizon_days].
+    #[arg(long)]
+    pub horizon_days: Option<u32>,
+    /// Output: a report for people, or JSON.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// `tributary train lifetime`.
+#[derive(Debug, Args)]
+pub struct LifetimeArgs {
+    /// Time unit: day, week or month [default: lifetime.unit].
+    #[arg(long)]
+    pub unit: Option<String>,
+    /// Calibration cut-off, YYYY-MM-DD [default: the last order date].
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<chrono::NaiveDate>,
+    /// Output: a report for people, or JSON.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// `tributary score`.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// What to score (churn).
+    #[arg(value_enum)]
+    pub what: ScoreWhat,
+    /// Model version [default: the latest].
+    #[arg(long)]
+    pub model_version: Option<u64>,
+    /// Output: a line for people, or JSON.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// Scorable models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScoreWhat {
+    /// The churn model.
+    Churn,
+}
+
+/// `tributary forecast`.
+#[derive(Debug, Args)]
+pub struct ForecastArgs {
+    /// sales (monthly revenue by region, channel and category) or demand (weekly, per product).
+    #[arg(value_enum)]
+    pub target: Option<ForecastTarget>,
+    /// Forecast this query's series instead: rows of --date, --value and optionally --series.
+    #[arg(long, value_name = "QUERY")]
+    pub sql: Option<String>,
+    /// Date column (with --sql).
+    #[arg(long, value_name = "COLUMN")]
+    pub date: Option<String>,
+    /// Value column (with --sql).
+    #[arg(long, value_name = "COLUMN")]
+    pub value: Option<String>,
+    /// Series name column, for many series at once (with --sql).
+    #[arg(long, value_name = "COLUMN")]
+    pub series: Option<String>,
+    /// Periods ahead [default for sales and demand: the configuration's].
+    #[arg(long)]
+    pub horizon: Option<usize>,
+    /// Season length in periods [default: from the frequency: 7 daily, 52 weekly, 12 monthly, 4 quarterly].
+    #[arg(long)]
+    pub season: Option<usize>,
+    /// demand: also write the backtested weekly series as CSV (product_key,week,units) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub export_series: Option<PathBuf>,
+    /// Hold out the last H periods and report MASE, sMAPE and interval coverage on them.
+    #[arg(long)]
+    pub holdout: Option<usize>,
+    /// Output: a report for people, or JSON.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// Built-in forecasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ForecastTarget {
+    /// Monthly revenue into ml.sales_forecast.
+    Sales,
+    /// Weekly units per product into ml.demand_forecast.
+    Demand,
+}
+
+/// `tributary models`.
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// What to do (list).
+    #[arg(value_enum, default_value_t = ModelsAction::List)]
+    pub action: ModelsAction,
+    /// Output: a table for people, or JSON.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// `tributary models` actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelsAction {
+    /// Every stored model version.
+    List,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks its definitions (unique names, valid defaults) only when asked.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 use tributary_ingest::pipeline::Pipeline;
 use tributary_ingest::run::Pipelines;
 use tributary_ingest::sample_company::SampleOptions;
+use tributary_models::churn::ChurnOptions;
+use tributary_models::demand::DemandOptions;
+use tributary_models::jobs::LifetimeOptions;
 use tributary_warehouse::limits::QueryLimits;
 use tributary_warehouse::refresh::MartParams;
 
@@ -35,6 +38,18 @@ pub struct Config {
     /// Choices behind the 7P marts.
     #[serde(default)]
     pub marts: MartParams,
+    /// Churn model training.
+    #[serde(default)]
+    pub churn: ChurnOptions,
+    /// Lifetime-value models.
+    #[serde(default)]
+    pub lifetime: LifetimeOptions,
+    /// Weekly demand forecasts.
+    #[serde(default)]
+    pub demand: DemandOptions,
+    /// Monthly sales forecasts.
+    #[serde(default)]
+    pub sales_forecast: SalesForecastOptions,
     /// Pipelines declared here; they run after the built-in sample company pipelines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pipelines: Vec<Pipeline>,
@@ -44,6 +59,23 @@ pub struct Config {
     /// Scheduled jobs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedules: Vec<Schedule>,
+}
+
+/// `[sales_forecast]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SalesForecastOptions {
+    /// Months ahead.
+    pub months: usize,
+    /// Last day of data; by default the last order date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<chrono::NaiveDate>,
+}
+
+impl Default for SalesForecastOptions {
+    fn default() -> Self {
+        Self { months: 6, as_of: None }
+    }
 }
 
 /// `[ingest]`.

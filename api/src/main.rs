@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod ingest;
 mod metrics;
+mod models;
 mod profile;
 mod refresh;
 mod sample;
@@ -46,6 +47,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Refresh(args) => runtime()?.block_on(refresh::refresh(&config, args.format)),
         Command::Profile(args) => runtime()?.block_on(profile::profile(&config, args)),
         Command::Metrics(args) => runtime()?.block_on(metrics::metrics(&config, args)),
+        Command::Train(args) => runtime()?.block_on(models::train(&config, args)),
+        Command::Score(args) => runtime()?.block_on(models::score(&config, args)),
+        Command::Forecast(args) => runtime()?.block_on(models::forecast(&config, args)),
+        Command::Models(args) => runtime()?.block_on(models::models(&config, args)),
         Command::Sql(args) => runtime()?.block_on(sql::sql(&config, args)),
         Command::Optimize(args) => runtime()?.block_on(ingest::optimize(&config, args)),
         Command::Vacuum(args) => runtime()?.block_on(ingest::vacuum(&config, args)),

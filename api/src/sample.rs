@@ -85,6 +85,9 @@ pub async fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     crate::ingest::print_report(&run, crate::cli::OutputFormat::Table)?;
     crate::refresh::refresh_core(config, crate::cli::OutputFormat::Table).await?;
     println!();
+    println!("Training and forecasting:");
+    crate::models::run_model_jobs(config).await?;
+    println!();
     println!("Next:");
     println!(
         "  - open the exports in {} (CRM under crm/, ERP under erp/;",
@@ -111,6 +114,12 @@ pub async fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     }
     println!(
         "  - measures by dimensions: tributary --data-dir {root} metrics revenue,gross_margin_rate,active_customers,churn_rate --by date,region --grain quarter"
+    );
+    println!(
+        "  - the top churn risks and why: tributary --data-dir {root} sql \"SELECT customer_key, churn_score, reason_1, reason_2, reason_3 FROM ml.churn_score ORDER BY risk_rank LIMIT 10\""
+    );
+    println!(
+        "  - models and their test figures: tributary --data-dir {root} models list; forecasts in ml.sales_forecast and ml.demand_forecast"
     );
     println!("  - `tributary generate --help` makes other companies: --customers, --years, --seed");
     Ok(())

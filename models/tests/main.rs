@@ -1,0 +1,8 @@
+//! Tests of the models crate: metric code against known values, BG/NBD and Gamma-Gamma against
+//! the published CDNOW fits, forecasting methods against series with known answers, and the
+//! point-in-time rule of the churn features on a real warehouse.
+
+mod forecast;
+mod lifetime;
+mod metrics;
+mod point_in_time;
