@@ -90,6 +90,23 @@ fn churn_lifetime_and_forecasts_on_the_sample_company() {
     );
     assert_eq!(clv[0], ["true", "true", "true"], "{clv:?}");
 
+    // The profile shows the models' view of a customer beside the marts'.
+    let riskiest = sql(
+        dir.path(),
+        "SELECT customer_key FROM ml.churn_score WHERE risk_rank = 1",
+    );
+    let profile = json(&run(
+        tributary().args(["--data-dir", &d, "profile", &riskiest[0][0], "--format", "json"]),
+        true,
+    ));
+    assert!(number(&profile["persistency"]["churn_score"]) > 0.5, "{profile:#}");
+    assert_eq!(profile["persistency"]["churn_risk_band"], "high");
+    assert!(profile["persistency"]["churn_reason_1"].is_string(), "{profile:#}");
+    assert!(number(&profile["persistency"]["p_alive"]) <= 1.0);
+    assert!(
+        profile["profitability"]["clv"].is_number() && profile["prospecting"]["expected_purchases_90d"].is_number()
+    );
+
     // Sales forecast: reconciled, so every level sums to the total in every month.
     let sales = json(&run(
         tributary().args(["--data-dir", &d, "forecast", "sales", "--format", "json"]),

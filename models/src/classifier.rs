@@ -120,21 +120,37 @@ pub fn fit_logistic(x: &Array2<f64>, labels: &[bool], l2: f64) -> Result<Classif
     })
 }
 
-/// Fit a random forest of `trees` trees, each on a bootstrap sample of half the rows and a random
-/// 60% of the features, with leaves of at least `min_leaf` rows (which keeps the votes smooth
-/// enough to rank by).
-pub fn fit_forest(
-    x: &Array2<f64>,
-    labels: &[bool],
-    trees: usize,
-    max_depth: usize,
-    seed: u64,
-) -> Result<Classifier, FitError> {
+/// How a forest grows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForestShape {
+    /// Trees.
+    pub trees: usize,
+    /// Deepest a tree may grow.
+    pub max_depth: usize,
+    /// Rows drawn (with replacement) for each tree, as a share of the training rows.
+    pub row_share: f64,
+    /// Features each tree sees, as a share of all (linfa's trees cannot sample per split, so the
+    /// forest samples per tree).
+    pub feature_share: f64,
+    /// Seed of the sampling.
+    pub seed: u64,
+}
+
+/// Fit a random forest: each tree on a bootstrap sample of the rows and a random subset of the
+/// features, with leaves of a minimum size (which keeps the votes smooth enough to rank by).
+pub fn fit_forest(x: &Array2<f64>, labels: &[bool], shape: ForestShape) -> Result<Classifier, FitError> {
     check_classes(labels)?;
+    let ForestShape {
+        trees,
+        max_depth,
+        row_share,
+        feature_share,
+        seed,
+    } = shape;
     let mut rng = SmallRng::seed_from_u64(seed);
     let (rows, width) = x.dim();
-    let sample = rows.div_ceil(2).max(1);
-    let subset = ((width as f64 * 0.6).ceil() as usize).clamp(1, width.max(1));
+    let sample = ((rows as f64 * row_share).ceil() as usize).max(1);
+    let subset = ((width as f64 * feature_share).ceil() as usize).clamp(1, width.max(1));
     let min_leaf = (rows as f64 / 500.0).clamp(5.0, 50.0);
     let targets: Vec<usize> = labels.iter().map(|&l| usize::from(l)).collect();
     let mut fitted = Vec::with_capacity(trees);

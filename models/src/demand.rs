@@ -35,6 +35,8 @@ pub struct DemandOptions {
     pub horizon_weeks: usize,
     /// Backtest origins.
     pub folds: usize,
+    /// Also forecast each product per region.
+    pub by_region: bool,
     /// Last day of data; by default the last order date.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub as_of: Option<NaiveDate>,
@@ -45,6 +47,7 @@ impl Default for DemandOptions {
         Self {
             horizon_weeks: 12,
             folds: 4,
+            by_region: true,
             as_of: None,
         }
     }
@@ -59,10 +62,15 @@ pub struct ProductSeries {
     pub sku: String,
     /// Category.
     pub category: String,
+    /// Region, or `None` for the product's total.
+    pub region: Option<String>,
     /// Units per week.
     pub units: Vec<f64>,
-    /// Whether a promotion of the category runs in each week (history, then the horizon).
-    pub promotion: Vec<bool>,
+    /// Net revenue per week (for the realised price).
+    pub revenue: Vec<f64>,
+    /// Depth of the category's promotion in each week, 0 without one (history, then the
+    /// horizon: promotions are planned ahead).
+    pub promotion: Vec<f64>,
 }
 
 /// Demand history of every product, weekly, with the Monday of the first week.
@@ -86,22 +94,27 @@ pub async fn history(warehouse: &Warehouse, as_of: NaiveDate, horizon: usize) ->
     let end = monday(as_of + Days::new(1)) - Days::new(1);
     let sql = format!(
         "SELECT CAST(product_key AS VARCHAR) AS product_key, sku, COALESCE(category, '') AS category, \
-                CAST(order_date AS VARCHAR) AS day, CAST(SUM(quantity) AS DOUBLE) AS units \
+                COALESCE(region, 'unknown') AS region, CAST(order_date AS VARCHAR) AS day, \
+                CAST(SUM(quantity) AS DOUBLE) AS units, CAST(SUM(net_amount) AS DOUBLE) AS revenue \
          FROM core.order_line \
          WHERE status <> 'cancelled' AND product_key IS NOT NULL AND order_date <= DATE '{end}' \
-         GROUP BY product_key, sku, category, order_date"
+         GROUP BY product_key, sku, category, region, order_date"
     );
     let batches = collect(warehouse, &sql).await?;
-    let (products, skus, categories, days) = (
+    let (products, skus, categories, regions, days) = (
         keys(&batches, "product_key")?,
         keys(&batches, "sku")?,
         keys(&batches, "category")?,
+        keys(&batches, "region")?,
         keys(&batches, "day")?,
     );
-    let units: Vec<f64> = keys(&batches, "units")?
-        .iter()
-        .map(|u| u.parse().unwrap_or(0.0))
-        .collect();
+    let number = |column: &str| -> Result<Vec<f64>, ModelError> {
+        Ok(keys(&batches, column)?
+            .iter()
+            .map(|u| u.parse().unwrap_or(0.0))
+            .collect())
+    };
+    let (units, revenue) = (number("units")?, number("revenue")?);
     let parse = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|e| ModelError::Query(format!("{d}: {e}")));
     let mut first = None::<NaiveDate>;
     for d in &days {
@@ -112,30 +125,39 @@ pub async fn history(warehouse: &Warehouse, as_of: NaiveDate, horizon: usize) ->
         return Err(ModelError::NoOrders);
     };
     let weeks = ((end - first_week).num_days() as usize + 1) / 7;
-    let mut by_product: BTreeMap<i64, ProductSeries> = BTreeMap::new();
+    // Each product once in total (region None) and once per region it sells in.
+    let mut by_series: BTreeMap<(i64, Option<String>), ProductSeries> = BTreeMap::new();
     for i in 0..days.len() {
         let key: i64 = products[i].parse().unwrap_or_default();
         let week = ((monday(parse(&days[i])?) - first_week).num_days() / 7) as usize;
-        let series = by_product.entry(key).or_insert_with(|| ProductSeries {
-            product_key: key,
-            sku: skus[i].clone(),
-            category: categories[i].clone(),
-            units: vec![0.0; weeks],
-            promotion: vec![false; weeks + horizon],
-        });
-        if week < weeks {
+        if week >= weeks {
+            continue;
+        }
+        for region in [None, Some(regions[i].clone())] {
+            let series = by_series.entry((key, region.clone())).or_insert_with(|| ProductSeries {
+                product_key: key,
+                sku: skus[i].clone(),
+                category: categories[i].clone(),
+                region,
+                units: vec![0.0; weeks],
+                revenue: vec![0.0; weeks],
+                promotion: vec![0.0; weeks + horizon],
+            });
             series.units[week] += units[i];
+            series.revenue[week] += revenue[i];
         }
     }
-    // Promotions: campaigns with an offer aimed at a category, by the weeks they overlap.
+    // Promotions: campaigns aimed at a category, by the weeks they overlap, with the depth their
+    // offer states ("15% off ..."; 10% when it states none).
     let promotions = collect(
         warehouse,
-        "SELECT target_category, CAST(started_at AS VARCHAR) AS started, CAST(ended_at AS VARCHAR) AS ended \
+        "SELECT target_category, offer, CAST(started_at AS VARCHAR) AS started, CAST(ended_at AS VARCHAR) AS ended \
          FROM core.campaign WHERE target_category IS NOT NULL AND started_at IS NOT NULL AND ended_at IS NOT NULL",
     )
     .await?;
-    let (targets, starts, ends) = (
+    let (targets, offers, starts, ends) = (
         keys(&promotions, "target_category")?,
+        keys(&promotions, "offer")?,
         keys(&promotions, "started")?,
         keys(&promotions, "ended")?,
     );
@@ -143,26 +165,34 @@ pub async fn history(warehouse: &Warehouse, as_of: NaiveDate, horizon: usize) ->
         let (Ok(start), Ok(end)) = (parse(&starts[i]), parse(&ends[i])) else {
             continue;
         };
+        let depth = offers[i]
+            .split('%')
+            .next()
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .filter(|_| offers[i].contains('%'))
+            .map_or(0.10, |n| (n / 100.0).clamp(0.0, 1.0));
         let week_index = |d: NaiveDate| (monday(d) - first_week).num_days() / 7;
         let (from, to) = (
             week_index(start).max(0),
             week_index(end).min((weeks + horizon) as i64 - 1),
         );
-        for series in by_product
+        for series in by_series
             .values_mut()
             .filter(|s| s.category.eq_ignore_ascii_case(&targets[i]))
         {
             for week in from..=to {
-                series.promotion[week as usize] = true;
+                let w = week as usize;
+                series.promotion[w] = series.promotion[w].max(depth);
             }
         }
     }
-    // Each product's series starts at its first sale: zeros before launch are not demand.
-    let products = by_product
+    // Each series starts at its first sale: zeros before launch are not demand.
+    let products = by_series
         .into_values()
         .filter_map(|mut s| {
             let start = s.units.iter().position(|&u| u > 0.0)?;
             s.units.drain(..start);
+            s.revenue.drain(..start);
             s.promotion.drain(..start);
             Some(s)
         })
@@ -174,16 +204,17 @@ pub async fn history(warehouse: &Warehouse, as_of: NaiveDate, horizon: usize) ->
     })
 }
 
-/// Features of the direct regression, scaled by the product's recent level.
-const FEATURES: [&str; 9] = [
+/// Features of the direct regression, scaled by the series' recent level.
+const FEATURES: [&str; 10] = [
     "last_4_weeks",
     "last_26_weeks",
     "same_week_last_year",
     "year_on_year_growth",
     "week_of_year_sin",
     "week_of_year_cos",
-    "promotion",
-    "promotion_at_origin",
+    "promotion_depth",
+    "promotion_depth_at_origin",
+    "price_index",
     "steps_ahead",
 ];
 
@@ -195,7 +226,7 @@ fn mean(v: &[f64]) -> f64 {
     }
 }
 
-/// The level a product's rows are divided by at an origin: its mean over the last 13 weeks, or
+/// The level a series' rows are divided by at an origin: its mean over the last 13 weeks, or
 /// over the last year when those were empty.
 fn level(y: &[f64]) -> f64 {
     let recent = mean(&y[y.len().saturating_sub(13)..]);
@@ -206,8 +237,46 @@ fn level(y: &[f64]) -> f64 {
     }
 }
 
-/// One regression row: features for the week `h` steps (1-based) after the end of `history`.
-fn features(history: &[f64], promotion: &[bool], h: usize, week_of_origin: usize, horizon: usize) -> Option<[f64; 9]> {
+/// One series cut at a forecast origin: units and revenue up to it, promotions beyond it too.
+#[derive(Clone, Copy)]
+pub struct Origin<'a> {
+    /// Units per week before the origin.
+    pub units: &'a [f64],
+    /// Net revenue per week before the origin.
+    pub revenue: &'a [f64],
+    /// Promotion depth per week, history and horizon.
+    pub promotion: &'a [f64],
+    /// Week of the year of the series' first week (0-based).
+    pub first_week_of_year: usize,
+}
+
+impl<'a> Origin<'a> {
+    fn of(series: &'a ProductSeries, origin: usize, first_week_of_year: usize) -> Self {
+        Self {
+            units: &series.units[..origin],
+            revenue: &series.revenue[..origin],
+            promotion: &series.promotion,
+            first_week_of_year,
+        }
+    }
+}
+
+/// The realised price of the last 4 weeks relative to the last year's (1 when unknown).
+fn price_index(units: &[f64], revenue: &[f64]) -> f64 {
+    let price = |weeks: usize| {
+        let from = units.len().saturating_sub(weeks);
+        let (u, r): (f64, f64) = (units[from..].iter().sum(), revenue[from..].iter().sum());
+        (u > 0.0).then(|| r / u)
+    };
+    match (price(4), price(52)) {
+        (Some(recent), Some(year)) if year > 0.0 => (recent / year).clamp(0.2, 5.0),
+        _ => 1.0,
+    }
+}
+
+/// One regression row: features for the week `h` steps (1-based) after the origin.
+fn features(at: Origin<'_>, h: usize, horizon: usize) -> Option<[f64; 10]> {
+    let history = at.units;
     let scale = level(history);
     if scale <= 0.0 {
         return None;
@@ -229,14 +298,9 @@ fn features(history: &[f64], promotion: &[bool], h: usize, week_of_origin: usize
     } else {
         (last_26, 1.0)
     };
-    let angle = 2.0 * std::f64::consts::PI * ((week_of_origin + h) % SEASON) as f64 / SEASON as f64;
-    let flag = |i: usize| {
-        if promotion.get(i).copied().unwrap_or(false) {
-            1.0
-        } else {
-            0.0
-        }
-    };
+    let week_of_year = (at.first_week_of_year + target) % SEASON;
+    let angle = 2.0 * std::f64::consts::PI * week_of_year as f64 / SEASON as f64;
+    let depth = |i: usize| at.promotion.get(i).copied().unwrap_or(0.0);
     Some([
         mean(&history[n.saturating_sub(4)..]) / scale,
         last_26,
@@ -244,8 +308,9 @@ fn features(history: &[f64], promotion: &[bool], h: usize, week_of_origin: usize
         growth,
         angle.sin(),
         angle.cos(),
-        flag(target),
-        flag(n.saturating_sub(1)),
+        depth(target),
+        depth(n.saturating_sub(1)),
+        price_index(history, at.revenue),
         h as f64 / horizon as f64,
     ])
 }
@@ -267,19 +332,25 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (position - lo as f64)
 }
 
-/// Fit on every product, using only weeks before `until` (exclusive, in each series' own index
-/// from the end: series are aligned at their end), origins every 2 weeks.
-pub fn fit_regression(series: &[(&[f64], &[bool], usize)], horizon: usize) -> Option<DemandRegression> {
-    let mut rows: Vec<[f64; 9]> = Vec::new();
+/// Fit on every series up to its end (each `Origin` holds the weeks it may learn from), with
+/// forecast origins every 2 weeks.
+pub fn fit_regression(series: &[Origin<'_>], horizon: usize) -> Option<DemandRegression> {
+    let mut rows: Vec<[f64; 10]> = Vec::new();
     let mut targets = Vec::new();
     let mut steps = Vec::new();
     let mut scales = Vec::new();
-    for &(y, promotion, first_week_of_year) in series {
+    for whole in series {
+        let y = whole.units;
         let mut origin = 26;
         while origin + horizon <= y.len() {
+            let at = Origin {
+                units: &y[..origin],
+                revenue: &whole.revenue[..origin],
+                ..*whole
+            };
+            let scale = level(at.units);
             for h in 1..=horizon {
-                if let Some(x) = features(&y[..origin], promotion, h, first_week_of_year + origin, horizon) {
-                    let scale = level(&y[..origin]);
+                if let Some(x) = features(at, h, horizon) {
                     rows.push(x);
                     targets.push(y[origin + h - 1] / scale);
                     steps.push(h);
@@ -318,15 +389,15 @@ pub fn fit_regression(series: &[(&[f64], &[bool], usize)], horizon: usize) -> Op
 }
 
 impl DemandRegression {
-    /// Forecast `horizon` weeks after `history`.
-    pub fn forecast(&self, history: &[f64], promotion: &[bool], week_of_origin: usize, horizon: usize) -> Forecast {
-        let scale = level(history);
+    /// Forecast `horizon` weeks after the origin.
+    pub fn forecast(&self, at: Origin<'_>, horizon: usize) -> Forecast {
+        let scale = level(at.units);
         let mut out = Forecast {
             method: "linear_regression".into(),
             ..Forecast::default()
         };
         for h in 1..=horizon {
-            let (point, q) = match features(history, promotion, h, week_of_origin, horizon) {
+            let (point, q) = match features(at, h, horizon) {
                 Some(x) => {
                     let x = Array2::from_shape_vec((1, FEATURES.len()), x.to_vec()).expect("one row");
                     let predicted: Array1<f64> = self.model.predict(&x);
@@ -357,25 +428,42 @@ impl DemandRegression {
     }
 }
 
-/// Backtest of every method, the choice, and the forecasts.
+/// What one level (products, or products by region) found.
 #[derive(Debug, Clone, Serialize)]
-pub struct DemandRun {
-    /// Per method, averaged over products.
+pub struct LevelRun {
+    /// Per method, averaged over series.
     pub backtests: Vec<Backtest>,
     /// The method with the lowest backtest MASE.
     pub chosen: String,
-    /// Whether it beats the seasonal naive baseline.
+    /// Whether it beats the seasonal naive baseline (or is it).
     pub beats_baseline: bool,
     /// Regression coefficients.
     pub coefficients: Vec<(String, f64)>,
-    /// Monday of the first forecast week.
-    pub first_forecast_week: NaiveDate,
-    /// Per product: key, SKU, category and forecast.
-    #[serde(skip)]
-    pub forecasts: Vec<(i64, String, String, Forecast)>,
+    /// Series forecast.
+    pub series: usize,
 }
 
-/// Average backtests of one method over products.
+/// Backtests of both levels, the choices, and the forecasts.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemandRun {
+    /// Per product (all regions): backtests per method, averaged over products.
+    pub backtests: Vec<Backtest>,
+    /// The method chosen per product.
+    pub chosen: String,
+    /// Whether it beats the seasonal naive baseline.
+    pub beats_baseline: bool,
+    /// Regression coefficients per product.
+    pub coefficients: Vec<(String, f64)>,
+    /// The same per product and region.
+    pub by_region: Option<LevelRun>,
+    /// Monday of the first forecast week.
+    pub first_forecast_week: NaiveDate,
+    /// Per series: key, SKU, category, region (`None` for the product) and forecast.
+    #[serde(skip)]
+    pub forecasts: Vec<(i64, String, String, Option<String>, Forecast)>,
+}
+
+/// Average backtests of one method over series.
 fn average(name: &str, runs: &[Backtest]) -> Backtest {
     let mases: Vec<f64> = runs.iter().filter_map(|b| b.mase).collect();
     let n = runs.len().max(1) as f64;
@@ -389,37 +477,32 @@ fn average(name: &str, runs: &[Backtest]) -> Backtest {
     }
 }
 
-/// The series the backtest uses (those long enough for its folds), as CSV lines
-/// `product_key,week,units` (week counted from each series' first sale), for peers to
-/// forecast the very same numbers.
-pub fn backtest_series_csv(history: &DemandHistory, options: &DemandOptions) -> String {
-    let needed = 26 + options.horizon_weeks.max(1) * (options.folds.max(1) + 1);
-    let mut out = String::from("product_key,week,units\n");
-    for s in history.products.iter().filter(|s| s.units.len() >= needed) {
-        for (week, units) in s.units.iter().enumerate() {
-            out.push_str(&format!("{},{week},{units}\n", s.product_key));
-        }
-    }
-    out
+/// Weeks of history a series needs for the backtest.
+fn needed_weeks(options: &DemandOptions) -> usize {
+    26 + options.horizon_weeks.max(1) * (options.folds.max(1) + 1)
 }
 
-/// Backtest the three methods on `history`, choose, and forecast.
-pub fn run(history: &DemandHistory, options: &DemandOptions) -> Result<DemandRun, ModelError> {
+/// Backtest the three methods on one level's series, choose, and forecast every series.
+fn run_level(
+    history: &DemandHistory,
+    series: &[&ProductSeries],
+    options: &DemandOptions,
+) -> Result<(LevelRun, Vec<Forecast>), ModelError> {
     let horizon = options.horizon_weeks.max(1);
     let folds = options.folds.max(1);
-    let week_of_year = |series: &ProductSeries| {
-        let start = history.first_week + Days::new(7 * (history.weeks - series.units.len()) as u64);
+    let week_of_year = |s: &ProductSeries| {
+        let start = history.first_week + Days::new(7 * (history.weeks - s.units.len()) as u64);
         start.iso_week().week0() as usize
     };
-    let usable: Vec<&ProductSeries> = history
-        .products
+    let usable: Vec<&ProductSeries> = series
         .iter()
-        .filter(|s| s.units.len() >= 26 + horizon * (folds + 1))
+        .copied()
+        .filter(|s| s.units.len() >= needed_weeks(options))
         .collect();
     if usable.is_empty() {
         return Err(ModelError::Forecast(format!(
             "no product has {} weeks of sales history, which {} backtest folds of {} weeks need",
-            26 + horizon * (folds + 1),
+            needed_weeks(options),
             folds,
             horizon
         )));
@@ -429,15 +512,15 @@ pub fn run(history: &DemandHistory, options: &DemandOptions) -> Result<DemandRun
     let fold_models: Vec<Option<DemandRegression>> = (1..=folds)
         .map(|fold| {
             let cut = fold * horizon;
-            let training: Vec<(&[f64], &[bool], usize)> = usable
+            let training: Vec<Origin<'_>> = usable
                 .iter()
-                .map(|s| (&s.units[..s.units.len() - cut], &s.promotion[..], week_of_year(s)))
+                .map(|s| Origin::of(s, s.units.len() - cut, week_of_year(s)))
                 .collect();
             fit_regression(&training, horizon)
         })
         .collect();
-    for series in &usable {
-        let y = &series.units;
+    for s in &usable {
+        let y = &s.units;
         naive.push(backtest("seasonal_naive", y, SEASON, horizon, folds, |h, k| {
             seasonal_naive(h, SEASON, k).floor(0.0)
         }));
@@ -447,7 +530,7 @@ pub fn run(history: &DemandHistory, options: &DemandOptions) -> Result<DemandRun
         regression.push(backtest("linear_regression", y, SEASON, horizon, folds, |h, k| {
             let fold = (y.len() - h.len()) / horizon;
             match fold_models.get(fold.saturating_sub(1)).and_then(Option::as_ref) {
-                Some(model) => model.forecast(h, &series.promotion, week_of_year(series) + h.len(), k),
+                Some(model) => model.forecast(Origin::of(s, h.len(), week_of_year(s)), k),
                 None => seasonal_naive(h, SEASON, k).floor(0.0),
             }
         }));
@@ -463,32 +546,81 @@ pub fn run(history: &DemandHistory, options: &DemandOptions) -> Result<DemandRun
         .expect("three methods")
         .clone();
     let baseline = backtests[0].mase.unwrap_or(f64::MAX);
-    let all: Vec<(&[f64], &[bool], usize)> = history
-        .products
+    let all: Vec<Origin<'_>> = series
         .iter()
-        .map(|s| (&s.units[..], &s.promotion[..], week_of_year(s)))
+        .map(|s| Origin::of(s, s.units.len(), week_of_year(s)))
         .collect();
     let final_model = fit_regression(&all, horizon);
-    let forecasts = history
-        .products
+    let forecasts = series
         .iter()
-        .map(|s| {
-            let forecast = match (best.method.as_str(), &final_model) {
-                ("linear_regression", Some(model)) => {
-                    model.forecast(&s.units, &s.promotion, week_of_year(s) + s.units.len(), horizon)
-                }
-                ("auto_ets", _) => ets_forecast(&s.units, SEASON, horizon).floor(0.0),
-                _ => seasonal_naive(&s.units, SEASON, horizon).floor(0.0),
-            };
-            (s.product_key, s.sku.clone(), s.category.clone(), forecast)
+        .map(|s| match (best.method.as_str(), &final_model) {
+            ("linear_regression", Some(model)) => {
+                model.forecast(Origin::of(s, s.units.len(), week_of_year(s)), horizon)
+            }
+            ("auto_ets", _) => ets_forecast(&s.units, SEASON, horizon).floor(0.0),
+            _ => seasonal_naive(&s.units, SEASON, horizon).floor(0.0),
         })
         .collect();
+    Ok((
+        LevelRun {
+            beats_baseline: best.mase.unwrap_or(f64::MAX) < baseline || best.method == "seasonal_naive",
+            chosen: best.method.clone(),
+            coefficients: final_model.map(|m| m.coefficients()).unwrap_or_default(),
+            series: series.len(),
+            backtests,
+        },
+        forecasts,
+    ))
+}
+
+/// The product series the backtest uses (those long enough for its folds), as CSV lines
+/// `product_key,week,units` (week counted from each series' first sale), for peers to forecast
+/// the very same numbers.
+pub fn backtest_series_csv(history: &DemandHistory, options: &DemandOptions) -> String {
+    let needed = needed_weeks(options);
+    let mut out = String::from("product_key,week,units\n");
+    for s in history
+        .products
+        .iter()
+        .filter(|s| s.region.is_none() && s.units.len() >= needed)
+    {
+        for (week, units) in s.units.iter().enumerate() {
+            out.push_str(&format!("{},{week},{units}\n", s.product_key));
+        }
+    }
+    out
+}
+
+/// Backtest the three methods per product and (with `by_region`) per product and region, choose
+/// per level, and forecast.
+pub fn run(history: &DemandHistory, options: &DemandOptions) -> Result<DemandRun, ModelError> {
+    let totals: Vec<&ProductSeries> = history.products.iter().filter(|s| s.region.is_none()).collect();
+    let (product_level, product_forecasts) = run_level(history, &totals, options)?;
+    let mut forecasts: Vec<(i64, String, String, Option<String>, Forecast)> = totals
+        .iter()
+        .zip(product_forecasts)
+        .map(|(s, f)| (s.product_key, s.sku.clone(), s.category.clone(), None, f))
+        .collect();
+    let mut by_region = None;
+    if options.by_region {
+        let regional: Vec<&ProductSeries> = history.products.iter().filter(|s| s.region.is_some()).collect();
+        if let Ok((level, regional_forecasts)) = run_level(history, &regional, options) {
+            forecasts.extend(
+                regional
+                    .iter()
+                    .zip(regional_forecasts)
+                    .map(|(s, f)| (s.product_key, s.sku.clone(), s.category.clone(), s.region.clone(), f)),
+            );
+            by_region = Some(level);
+        }
+    }
     Ok(DemandRun {
-        beats_baseline: best.mase.unwrap_or(f64::MAX) < baseline || best.method == "seasonal_naive",
-        chosen: best.method.clone(),
-        coefficients: final_model.map(|m| m.coefficients()).unwrap_or_default(),
+        backtests: product_level.backtests,
+        chosen: product_level.chosen,
+        beats_baseline: product_level.beats_baseline,
+        coefficients: product_level.coefficients,
+        by_region,
         first_forecast_week: history.first_week + Days::new(7 * history.weeks as u64),
-        backtests,
         forecasts,
     })
 }

@@ -529,10 +529,15 @@ pub async fn demand_forecast_exporting(
         let weeks: Vec<NaiveDate> = (0..options.horizon_weeks)
             .map(|h| run.first_forecast_week + chrono::Days::new(7 * h as u64))
             .collect();
-        let mut rows = ForecastRows::new(&["product_key", "sku", "category"]);
-        for (key, sku, category, forecast) in &run.forecasts {
+        let mut rows = ForecastRows::new(&["product_key", "sku", "category", "region"]);
+        for (key, sku, category, region, forecast) in &run.forecasts {
             rows.push(
-                &[Some(key.to_string()), Some(sku.clone()), Some(category.clone())],
+                &[
+                    Some(key.to_string()),
+                    Some(sku.clone()),
+                    Some(category.clone()),
+                    region.clone(),
+                ],
                 &weeks,
                 forecast,
             );

@@ -125,11 +125,12 @@ impl Warehouse {
             .with_create_default_catalog_and_schema(true)
             .with_default_catalog_and_schema("datafusion", "public");
         // Each sort holds back memory for merging its spill files (10 MB by default): with a small
-        // pool and one sort per core, that alone would exhaust it. Hold back an eighth of the pool
-        // per partition instead, at most the default.
+        // pool and one sort per core, that alone would exhaust it. Hold back a quarter of the pool
+        // shared by the partitions instead, at most the default: an eighth proved too little for
+        // a merge of wide rows when the other partition's sort held the rest of the pool.
         let pool = self.limits.memory_mb.saturating_mul(1 << 20);
         let partitions = config.target_partitions().max(1) as u64;
-        let reserve = (pool / (8 * partitions)).clamp(256 << 10, 10 << 20);
+        let reserve = (pool / (4 * partitions)).clamp(256 << 10, 10 << 20);
         config.options_mut().execution.sort_spill_reservation_bytes = reserve as usize;
         // Text as plain Utf8: string views share the buffers they were read into, so a sort or a
         // merge holding a few rows is charged for whole buffers and runs out of pool long before

@@ -105,6 +105,9 @@ pub enum ProfileError {
     Query(#[from] QueryError),
 }
 
+/// An `ml` table, the columns a profile takes from it, and the section each goes to.
+type ModelView = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
 /// A customer's 7P profile: one JSON object per section of [`SECTIONS`], plus `category_mix`.
 pub type Profile = Map<String, Value>;
 
@@ -160,6 +163,53 @@ pub async fn profile(warehouse: &Warehouse, who: &str) -> Result<Profile, Profil
             .map(|c| (c.to_string(), row.get(*c).cloned().unwrap_or(Value::Null)))
             .collect();
         profile.insert(section.to_string(), Value::Object(fields));
+    }
+    // The models' views of the customer, once their jobs have written them: churn score and
+    // P(alive) are Persistency, lifetime value Profitability, expected purchases Prospecting.
+    let from_models: [ModelView; 2] = [
+        (
+            "churn_score",
+            "churn_score, risk_band, reason_1, reason_2, reason_3",
+            &[
+                ("churn_score", "persistency"),
+                ("risk_band", "persistency"),
+                ("reason_1", "persistency"),
+                ("reason_2", "persistency"),
+                ("reason_3", "persistency"),
+            ],
+        ),
+        (
+            "customer_lifetime",
+            "p_alive, clv, expected_order_value, expected_purchases_90d",
+            &[
+                ("p_alive", "persistency"),
+                ("clv", "profitability"),
+                ("expected_order_value", "profitability"),
+                ("expected_purchases_90d", "prospecting"),
+            ],
+        ),
+    ];
+    for (table, columns, placed) in from_models {
+        if !warehouse.store().exists(crate::layout::Layer::Ml, table) {
+            continue;
+        }
+        let found = json(
+            &warehouse
+                .sql(&format!("SELECT {columns} FROM ml.{table} WHERE customer_key = {key}"))
+                .await?
+                .batches,
+        )?;
+        let values = found.into_iter().next().unwrap_or_default();
+        for (column, section) in placed {
+            let name = match *column {
+                "risk_band" => "churn_risk_band".to_string(),
+                c if c.starts_with("reason_") => format!("churn_{c}"),
+                c => c.to_string(),
+            };
+            if let Some(Value::Object(fields)) = profile.get_mut(*section) {
+                fields.insert(name, values.get(*column).cloned().unwrap_or(Value::Null));
+            }
+        }
     }
     let mix = json(
         &warehouse
