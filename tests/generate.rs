@@ -81,6 +81,15 @@ fn demo_builds_the_sample_company_and_says_what_to_open() {
     assert!(out.contains("Generated a sample company: 500 customers"), "{out}");
     assert!(out.contains("Next:"), "{out}");
     assert!(out.contains("manifest.json"), "{out}");
+    // It trains and forecasts after building the warehouse.
+    for table in [
+        "ml.churn_score",
+        "ml.customer_lifetime",
+        "ml.sales_forecast",
+        "ml.demand_forecast",
+    ] {
+        assert!(out.contains(table), "demo writes {table}:\n{out}");
+    }
 }
 
 /// Peak resident memory of a child process, in KiB, from the kernel's accounting of that one child.

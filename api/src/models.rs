@@ -52,8 +52,21 @@ pub async fn run_model_jobs(config: &Config) -> anyhow::Result<()> {
     spinner.set_message("forecasting demand per product");
     let demand = jobs::demand_forecast(&warehouse, &config.demand, run_date, true).await;
     spinner.finish_and_clear();
-    for outcome in [churn, lifetime, sales, demand] {
-        let outcome = outcome?;
+    for (job, outcome) in [
+        ("churn", churn),
+        ("lifetime", lifetime),
+        ("sales_forecast", sales),
+        ("demand_forecast", demand),
+    ] {
+        // A small or short sample company may not support every model (the demand backtest
+        // needs 86 weeks of history): say why and go on with the others.
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                println!("{job}: not run: {error}");
+                continue;
+            }
+        };
         println!("{}: {}", outcome.job, summary(&outcome.report));
         println!(
             "  {} rows in {} (model v{})",
