@@ -404,7 +404,7 @@ pub fn rows_where(batches: &[RecordBatch], keep: impl Fn(usize) -> bool) -> Resu
 }
 
 /// Day number since 1970-01-01, as the warehouse's `day_number` gives it.
-fn day_number(date: NaiveDate) -> i64 {
+pub(crate) fn day_number(date: NaiveDate) -> i64 {
     i64::from(date.num_days_from_ce() - 719_163)
 }
 

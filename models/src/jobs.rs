@@ -49,9 +49,9 @@ pub struct JobOutcome {
     pub report: serde_json::Value,
 }
 
-/// Day number since 1970-01-01.
+/// Day number since 1970-01-01, as Arrow's Date32 holds it.
 fn days(date: NaiveDate) -> i32 {
-    (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid")).num_days() as i32
+    crate::churn::day_number(date) as i32
 }
 
 fn metadata(job: &str, run_date: NaiveDate, model_version: Option<u64>) -> serde_json::Map<String, serde_json::Value> {
@@ -62,6 +62,40 @@ fn metadata(job: &str, run_date: NaiveDate, model_version: Option<u64>) -> serde
         m.insert("tributary.model_version".into(), v.into());
     }
     m
+}
+
+/// Write a job's `ml.<table>` as one new version stamped with the run date and model version,
+/// and report the run as succeeded.
+#[allow(clippy::too_many_arguments)]
+async fn write_ml_table(
+    warehouse: &Warehouse,
+    job: &str,
+    table: &str,
+    batch: RecordBatch,
+    run_date: NaiveDate,
+    model_version: u64,
+    rows: u64,
+    report: serde_json::Value,
+) -> Result<JobOutcome, ModelError> {
+    let table_version = warehouse
+        .store()
+        .replace(
+            Layer::Ml,
+            table,
+            vec![batch],
+            metadata(job, run_date, Some(model_version)),
+        )
+        .await?;
+    Ok(JobOutcome {
+        job: job.into(),
+        run_date,
+        status: "succeeded".into(),
+        table: format!("ml.{table}"),
+        table_version,
+        rows,
+        model_version: Some(model_version),
+        report,
+    })
 }
 
 /// Whether `ml.<table>` was already written for `run_date`.
@@ -216,25 +250,7 @@ pub async fn churn_exporting(
         let as_of = data_as_of(warehouse, options.as_of).await?;
         let scores = score_on_warehouse(warehouse, &model, as_of, version).await?;
         let rows = scores.num_rows() as u64;
-        let table_version = warehouse
-            .store()
-            .replace(
-                Layer::Ml,
-                "churn_score",
-                vec![scores],
-                metadata(JOB, run_date, Some(version)),
-            )
-            .await?;
-        Ok(JobOutcome {
-            job: JOB.into(),
-            run_date,
-            status: "succeeded".into(),
-            table: "ml.churn_score".into(),
-            table_version,
-            rows,
-            model_version: Some(version),
-            report,
-        })
+        write_ml_table(warehouse, JOB, "churn_score", scores, run_date, version, rows, report).await
     })
     .await
 }
@@ -378,20 +394,7 @@ pub async fn lifetime(
             Arc::new(Int64Array::from(vec![version as i64; n])),
         ];
         let batch = RecordBatch::try_new(schema, columns).map_err(|e| ModelError::Query(e.to_string()))?;
-        let table_version = warehouse
-            .store()
-            .replace(Layer::Ml, "customer_lifetime", vec![batch], metadata(JOB, run_date, Some(version)))
-            .await?;
-        Ok(JobOutcome {
-            job: JOB.into(),
-            run_date,
-            status: "succeeded".into(),
-            table: "ml.customer_lifetime".into(),
-            table_version,
-            rows: n as u64,
-            model_version: Some(version),
-            report,
-        })
+        write_ml_table(warehouse, JOB, "customer_lifetime", batch, run_date, version, n as u64, report).await
     })
     .await
 }
@@ -544,25 +547,7 @@ pub async fn demand_forecast_exporting(
         }
         let batch = rows.batch("week_start", run_date)?;
         let n = batch.num_rows() as u64;
-        let table_version = warehouse
-            .store()
-            .replace(
-                Layer::Ml,
-                "demand_forecast",
-                vec![batch],
-                metadata(JOB, run_date, Some(version)),
-            )
-            .await?;
-        Ok(JobOutcome {
-            job: JOB.into(),
-            run_date,
-            status: "succeeded".into(),
-            table: "ml.demand_forecast".into(),
-            table_version,
-            rows: n,
-            model_version: Some(version),
-            report,
-        })
+        write_ml_table(warehouse, JOB, "demand_forecast", batch, run_date, version, n, report).await
     })
     .await
 }
@@ -610,25 +595,7 @@ pub async fn sales_forecast(
         }
         let batch = rows.batch("month_start", run_date)?;
         let n = batch.num_rows() as u64;
-        let table_version = warehouse
-            .store()
-            .replace(
-                Layer::Ml,
-                "sales_forecast",
-                vec![batch],
-                metadata(JOB, run_date, Some(version)),
-            )
-            .await?;
-        Ok(JobOutcome {
-            job: JOB.into(),
-            run_date,
-            status: "succeeded".into(),
-            table: "ml.sales_forecast".into(),
-            table_version,
-            rows: n,
-            model_version: Some(version),
-            report,
-        })
+        write_ml_table(warehouse, JOB, "sales_forecast", batch, run_date, version, n, report).await
     })
     .await
 }
