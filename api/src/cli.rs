@@ -54,6 +54,12 @@ pub enum Command {
     Optimize(MaintainArgs),
     /// Delete data files that old table versions no longer need.
     Vacuum(MaintainArgs),
+    /// Serve the HTTP API and dashboards and the PostgreSQL endpoint, and run scheduled jobs.
+    Serve(ServeArgs),
+    /// List the jobs, or run one now.
+    Jobs(JobsArgs),
+    /// Make a password_hash for a [[users]] entry (reads the password from stdin).
+    HashPassword,
     /// Print the configuration in force (defaults, file, environment and flags combined).
     Config,
 }
@@ -95,6 +101,50 @@ pub struct DemoArgs {
     /// Size and shape of the sample company.
     #[command(flatten)]
     pub sample: SampleArgs,
+    /// Stop after building, instead of serving it.
+    #[arg(long)]
+    pub no_serve: bool,
+    /// Where to serve; as for `serve`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// `tributary serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// HTTP address [default: http.addr, 127.0.0.1:8080]; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+    /// PostgreSQL wire-protocol address [default: pg.addr, 127.0.0.1:5433]; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR")]
+    pub pg: Option<std::net::SocketAddr>,
+}
+
+/// `tributary jobs`.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: JobsAction,
+}
+
+/// `tributary jobs` actions.
+#[derive(Debug, Subcommand)]
+pub enum JobsAction {
+    /// Every job with its schedules and latest run.
+    List {
+        /// Output: a table for people, or JSON.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// Run one job now (even if it already ran today), with the configured retries.
+    Run {
+        /// refresh, churn, lifetime, sales_forecast or demand_forecast.
+        name: String,
+        /// Output: a table for people, or JSON.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
 }
 
 /// `tributary ingest`.

@@ -28,7 +28,13 @@ pub struct Config {
     /// HTTP server.
     pub http: Listen,
     /// PostgreSQL wire-protocol server.
-    pub pg: Listen,
+    pub pg: PgListen,
+    /// Users who may sign in to either server; none means local, unauthenticated access only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<crate::serve::auth::UserConfig>,
+    /// Retries of failed jobs.
+    #[serde(default)]
+    pub jobs: crate::jobs::JobSettings,
     /// Query limits for every caller.
     pub limits: QueryLimits,
     /// The sample company built by `demo`.
@@ -94,6 +100,20 @@ pub struct IngestSettings {
 pub struct Listen {
     /// `host:port`.
     pub addr: std::net::SocketAddr,
+}
+
+/// `[pg]`: the PostgreSQL wire-protocol endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgListen {
+    /// `host:port`.
+    pub addr: std::net::SocketAddr,
+    /// PEM certificate chain; with `tls_key`, clients may ask for TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Where data comes from besides the landing directory.
@@ -211,6 +231,22 @@ impl Config {
             });
         }
         config.validate_sources()?;
+        crate::serve::auth::Users::new(&config.users).map_err(|message| ConfigError::Invalid {
+            origin: origin_of("users"),
+            message,
+        })?;
+        for schedule in &config.schedules {
+            crate::jobs::Scheduled::new(&schedule.job, &schedule.cron).map_err(|message| ConfigError::Invalid {
+                origin: origin_of("schedules"),
+                message,
+            })?;
+        }
+        if config.pg.tls_cert.is_some() != config.pg.tls_key.is_some() {
+            return Err(ConfigError::Invalid {
+                origin: origin_of("pg"),
+                message: "pg.tls_cert and pg.tls_key go together".into(),
+            });
+        }
         config.pipelines().map_err(|e| ConfigError::Invalid {
             origin: origin_of("pipelines"),
             message: e.to_string(),

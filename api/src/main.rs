@@ -4,11 +4,13 @@
 mod cli;
 mod config;
 mod ingest;
+mod jobs;
 mod metrics;
 mod models;
 mod profile;
 mod refresh;
 mod sample;
+mod serve;
 mod sql;
 
 use std::process::ExitCode;
@@ -54,8 +56,72 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sql(args) => runtime()?.block_on(sql::sql(&config, args)),
         Command::Optimize(args) => runtime()?.block_on(ingest::optimize(&config, args)),
         Command::Vacuum(args) => runtime()?.block_on(ingest::vacuum(&config, args)),
+        Command::Serve(args) => runtime()?.block_on(serve::serve(config, args)),
+        Command::Jobs(args) => runtime()?.block_on(jobs_command(config, args)),
+        Command::HashPassword => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            anyhow::ensure!(!password.is_empty(), "give the password on standard input");
+            println!("{}", serve::auth::hash_password(password));
+            Ok(())
+        }
         Command::Config => {
             print!("{}", config.to_toml());
+            Ok(())
+        }
+    }
+}
+
+/// `tributary jobs list|run`.
+async fn jobs_command(config: Config, args: cli::JobsArgs) -> anyhow::Result<()> {
+    use tributary_warehouse::engine::Warehouse;
+    use tributary_warehouse::layout::DataDir;
+    let warehouse = Warehouse::new(DataDir::new(&config.data_dir), config.limits.clone())?;
+    let runner = jobs::JobRunner::new(std::sync::Arc::new(config), warehouse);
+    match args.action {
+        cli::JobsAction::List { format } => {
+            let list = runner.list().await;
+            match format {
+                cli::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&list)?),
+                cli::OutputFormat::Table => {
+                    println!(
+                        "{:<16} {:<10} {:<22} {:<28} last run",
+                        "job", "running", "schedules", "next run"
+                    );
+                    for job in list {
+                        let last = job.last_run.as_ref().map_or("-".to_string(), |run| {
+                            let field = |k: &str| run.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string();
+                            format!("{} at {}", field("status"), field("started_at"))
+                        });
+                        println!(
+                            "{:<16} {:<10} {:<22} {:<28} {last}",
+                            job.name,
+                            if job.running { "yes" } else { "no" },
+                            if job.schedules.is_empty() {
+                                "-".to_string()
+                            } else {
+                                job.schedules.join("; ")
+                            },
+                            job.next_run.map_or("-".to_string(), |t| t.to_rfc3339()),
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        cli::JobsAction::Run { name, format } => {
+            let outcome = runner.run(&name, true).await?;
+            match format {
+                cli::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
+                cli::OutputFormat::Table => {
+                    println!(
+                        "{}: {} ({} rows in {})",
+                        outcome.job, outcome.status, outcome.rows, outcome.table
+                    );
+                    println!("{}", models::summary(&outcome.report));
+                }
+            }
             Ok(())
         }
     }

@@ -328,7 +328,7 @@ pub async fn models(config: &Config, args: ModelsArgs) -> anyhow::Result<()> {
 }
 
 /// One line about a report: its headline figures.
-fn summary(report: &serde_json::Value) -> String {
+pub(crate) fn summary(report: &serde_json::Value) -> String {
     let number = |v: &serde_json::Value| v.as_f64().map_or("-".into(), |v| format!("{v:.3}"));
     if let Some(test) = report.get("test") {
         return format!(

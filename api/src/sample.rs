@@ -122,7 +122,70 @@ pub async fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         "  - models and their test figures: tributary --data-dir {root} models list; forecasts in ml.sales_forecast and ml.demand_forecast"
     );
     println!("  - `tributary generate --help` makes other companies: --customers, --years, --seed");
-    Ok(())
+    let (demo_config, demo_file) = demo_users(config, &root)?;
+    println!();
+    println!("Demo users (one per role), also in {}:", demo_file.display());
+    for (user, password) in &demo_config.1 {
+        println!("  {:<8} password {password}  ({})", user.name, user.role);
+    }
+    println!(
+        "  psql: psql \"postgresql://analyst:<password>@127.0.0.1:{}/tributary\"",
+        args.serve.pg.unwrap_or(config.pg.addr).port()
+    );
+    println!("  again later: tributary --config {} serve", demo_file.display());
+    if args.no_serve {
+        return Ok(());
+    }
+    println!();
+    Box::pin(crate::serve::serve(demo_config.0, args.serve)).await
+}
+
+/// The demo's users, one per role with a fresh random password, written (hashed) to
+/// `<data-dir>/demo.toml` so that `tributary --config <that file> serve` signs them in again.
+#[allow(clippy::type_complexity)]
+fn demo_users(
+    config: &Config,
+    root: &str,
+) -> anyhow::Result<(
+    (Config, Vec<(crate::serve::auth::UserConfig, String)>),
+    std::path::PathBuf,
+)> {
+    use rand::Rng;
+    use tributary_warehouse::access::Role;
+    let mut users = Vec::new();
+    for role in [Role::Viewer, Role::Analyst, Role::Admin] {
+        let password: String = rand::thread_rng()
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(12)
+            .map(char::from)
+            .collect();
+        users.push((
+            crate::serve::auth::UserConfig {
+                name: role.name().to_string(),
+                role,
+                password_hash: crate::serve::auth::hash_password(&password),
+            },
+            password,
+        ));
+    }
+    let mut file = format!(
+        "# Written by `tributary demo`: the sample company's data directory and its demo users, one per\n\
+         # role. Serve it again with: tributary --config <this file> serve\n\
+         data_dir = {root:?}\n"
+    );
+    for (user, _) in &users {
+        file.push_str(&format!(
+            "\n[[users]]\nname = {:?}\nrole = {:?}\npassword_hash = {:?}\n",
+            user.name,
+            user.role.name(),
+            user.password_hash
+        ));
+    }
+    let path = std::path::Path::new(root).join("demo.toml");
+    std::fs::write(&path, file).with_context(|| format!("writing {}", path.display()))?;
+    let mut demo = config.clone();
+    demo.users = users.iter().map(|(u, _)| u.clone()).collect();
+    Ok(((demo, users), path))
 }
 
 fn print_summary(manifest: &Manifest, out: &Path, took: Duration) {

@@ -6,21 +6,31 @@
 //! for a turn, planning and execution), a cap on result rows, and a cap on queries running at once
 //! (later ones wait their turn). Each breach is its own [`QueryError`] variant.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::prelude::{SessionConfig, SessionContext};
-use futures::StreamExt;
-use tokio::sync::Semaphore;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use futures::{Stream, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::access::{Caller, NotReadOnly, Role};
 use crate::layout::{DataDir, Layer};
 use crate::limits::QueryLimits;
+use crate::query_log::{QueryLog, QueryLogEntry};
 use crate::store::{AsOf, Store, StoreError};
 
 /// Why a query gave no result.
@@ -52,9 +62,40 @@ pub enum QueryError {
     /// A table could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The statement would change something; the endpoint only reads.
+    #[error(transparent)]
+    ReadOnly(#[from] NotReadOnly),
+    /// The caller's role may not read a schema the query names.
+    #[error("the {role} role may not read schema {schema}")]
+    Forbidden {
+        /// The caller's role.
+        role: Role,
+        /// The schema named.
+        schema: String,
+    },
+    /// The client went away before the last row.
+    #[error("the client went away before the last row")]
+    Cancelled,
     /// Anything else DataFusion reports while executing.
     #[error("query failed: {0}")]
     Execution(String),
+}
+
+impl QueryError {
+    /// A stable code for each kind of failure, for APIs and the query log.
+    pub fn code(&self) -> &'static str {
+        match self {
+            QueryError::Sql(_) => "sql_error",
+            QueryError::Timeout { .. } => "timeout",
+            QueryError::TooManyRows { .. } => "too_many_rows",
+            QueryError::OutOfMemory { .. } => "out_of_memory",
+            QueryError::Store(_) => "storage_error",
+            QueryError::ReadOnly(_) => "read_only",
+            QueryError::Forbidden { .. } => "forbidden",
+            QueryError::Cancelled => "cancelled",
+            QueryError::Execution(_) => "execution_error",
+        }
+    }
 }
 
 /// A finished query.
@@ -77,6 +118,106 @@ pub struct Warehouse {
     limits: QueryLimits,
     runtime: Arc<RuntimeEnv>,
     turns: Arc<Semaphore>,
+    opened: Arc<OpenedTables>,
+    query_log: Option<QueryLog>,
+}
+
+/// Tables opened at a version, kept so that the next query needs no new read of their logs: a
+/// query checks only the name of the newest commit file, and reopens a table when it changed.
+#[derive(Debug, Default)]
+struct OpenedTables(Mutex<HashMap<(Layer, String), (u64, Arc<dyn TableProvider>)>>);
+
+impl OpenedTables {
+    async fn latest(&self, store: &Store, layer: Layer, name: &str) -> Result<Arc<dyn TableProvider>, StoreError> {
+        let key = (layer, name.to_string());
+        let newest = store.latest_version(layer, name);
+        let cached = self
+            .0
+            .lock()
+            .expect("never poisoned")
+            .get(&key)
+            .filter(|(version, _)| Some(*version) == newest)
+            .map(|(_, provider)| provider.clone());
+        if let Some(provider) = cached {
+            return Ok(provider);
+        }
+        let table = store.open(layer, name, AsOf::Latest).await?;
+        let version = table.version().and_then(|v| u64::try_from(v).ok());
+        let provider: Arc<dyn TableProvider> = table.table_provider().await.map_err(|source| StoreError::Query {
+            table: format!("{layer}.{name}"),
+            source,
+        })?;
+        if let Some(version) = version {
+            self.0
+                .lock()
+                .expect("never poisoned")
+                .insert(key, (version, provider.clone()));
+        }
+        Ok(provider)
+    }
+}
+
+/// One layer as a SQL schema: its tables are listed from the data directory and opened at their
+/// latest version when a query names them, as the role sees them. Tables registered by hand
+/// (the refresh's stand-ins for missing staging tables) take precedence.
+#[derive(Debug)]
+struct LayerSchema {
+    layer: Layer,
+    role: Role,
+    store: Store,
+    opened: Arc<OpenedTables>,
+    registered: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
+}
+
+#[async_trait::async_trait]
+impl SchemaProvider for LayerSchema {
+    fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .store
+            .tables()
+            .into_iter()
+            .filter(|(layer, _)| *layer == self.layer)
+            .map(|(_, name)| name)
+            .collect();
+        for name in self.registered.lock().expect("never poisoned").keys() {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names.sort();
+        names
+    }
+
+    async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
+        if let Some(table) = self.registered.lock().expect("never poisoned").get(name) {
+            return Ok(Some(table.clone()));
+        }
+        if !self.store.exists(self.layer, name) {
+            return Ok(None);
+        }
+        let provider = self
+            .opened
+            .latest(&self.store, self.layer, name)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        crate::access::masked(provider, &format!("{}.{name}", self.layer), self.role).map(Some)
+    }
+
+    fn register_table(
+        &self,
+        name: String,
+        table: Arc<dyn TableProvider>,
+    ) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
+        Ok(self.registered.lock().expect("never poisoned").insert(name, table))
+    }
+
+    fn deregister_table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
+        Ok(self.registered.lock().expect("never poisoned").remove(name))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.registered.lock().expect("never poisoned").contains_key(name) || self.store.exists(self.layer, name)
+    }
 }
 
 impl Warehouse {
@@ -99,7 +240,20 @@ impl Warehouse {
             limits,
             runtime,
             turns,
+            opened: Arc::default(),
+            query_log: None,
         })
+    }
+
+    /// Record every query run through [`Warehouse::query`] in `system.query_log`.
+    pub fn with_query_log(mut self, log: QueryLog) -> Self {
+        self.query_log = Some(log);
+        self
+    }
+
+    /// The query log, when queries are recorded.
+    pub fn query_log(&self) -> Option<&QueryLog> {
+        self.query_log.as_ref()
     }
 
     /// The tables.
@@ -113,13 +267,15 @@ impl Warehouse {
     }
 
     /// A session over the latest version of every table, as `layer.name`, sharing the memory
-    /// pool. Made per query, so new table versions are seen without a restart.
+    /// pool. Each table is looked up when a query names it, so new versions are seen at once.
     pub async fn context(&self) -> Result<SessionContext, QueryError> {
-        self.session(None).await
+        Ok(self.session_for(Role::Admin))
     }
 
-    /// A session for `only_for` (with just the tables it names), or for anything.
-    async fn session(&self, only_for: Option<&str>) -> Result<SessionContext, QueryError> {
+    /// A session with every table `caller` may read, as the caller sees them (personal data
+    /// masked where the role says so). Tables are looked up when a query names them, so one
+    /// session serves a whole connection and still sees every new version.
+    pub fn session_for(&self, role: Role) -> SessionContext {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(true)
@@ -144,79 +300,326 @@ impl Warehouse {
         crate::functions::register(&ctx);
         ctx.register_udtf(
             "as_of",
-            Arc::new(crate::functions::AsOfFunction::new(self.store.clone())),
+            Arc::new(crate::functions::AsOfFunction::new(self.store.clone(), role)),
         );
-        let tables = self.store.tables();
-        // Opening a Delta table reads its log, which costs more than a small query: for one query,
-        // open only the tables it names. Everything when it names something else (the catalog,
-        // SHOW TABLES) or cannot be parsed here (it will fail with a proper message later).
-        let named: Option<Vec<(Layer, String)>> = only_for.and_then(|query| {
-            let state = ctx.state();
-            let statement = state
-                .sql_to_statement(query, &datafusion::config::Dialect::Generic)
-                .ok()?;
-            if !matches!(statement, datafusion::sql::parser::Statement::Statement(ref s) if matches!(**s, datafusion::sql::sqlparser::ast::Statement::Query(_))) {
-                return None;
-            }
-            let mut named = Vec::new();
-            for reference in state.resolve_table_references(&statement).ok()? {
-                let layer = Layer::ALL.into_iter().find(|l| Some(l.name()) == reference.schema())?;
-                if tables.iter().any(|(l, n)| *l == layer && n == reference.table()) {
-                    named.push((layer, reference.table().to_string()));
-                }
-            }
-            Some(named)
-        });
-        for (layer, name) in named.unwrap_or(tables) {
-            self.store.register(&ctx, layer, &name, AsOf::Latest).await?;
-        }
-        // Empty schemas exist too, so `SHOW TABLES` and BI tools see the whole layout.
         let catalog = ctx
             .catalog("datafusion")
             .expect("the default catalog is always created");
-        for layer in Layer::ALL {
-            if catalog.schema(layer.name()).is_none() {
-                catalog
-                    .register_schema(layer.name(), Arc::new(datafusion::catalog::MemorySchemaProvider::new()))
-                    .map_err(|e| QueryError::Execution(e.to_string()))?;
-            }
+        for &layer in role.layers() {
+            let schema = LayerSchema {
+                layer,
+                role,
+                store: self.store.clone(),
+                opened: self.opened.clone(),
+                registered: Mutex::default(),
+            };
+            catalog
+                .register_schema(layer.name(), Arc::new(schema))
+                .expect("the default catalog takes schemas");
         }
-        Ok(ctx)
+        ctx
     }
 
-    /// Run one query under every limit and collect its result.
-    pub async fn sql(&self, query: &str) -> Result<QueryResult, QueryError> {
-        let started = Instant::now();
-        let seconds = self.limits.query_timeout_secs;
-        let run = async {
-            let _turn = self.turns.acquire().await.expect("the semaphore is never closed");
-            let ctx = self.session(Some(query)).await?;
-            let frame = ctx.sql(query).await.map_err(|e| classify(e, &self.limits))?;
-            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-            let mut stream = frame.execute_stream().await.map_err(|e| classify(e, &self.limits))?;
-            let mut batches = Vec::new();
-            let mut rows = 0u64;
-            while let Some(batch) = stream.next().await {
-                let batch = batch.map_err(|e| classify(e, &self.limits))?;
-                rows += batch.num_rows() as u64;
-                if rows > self.limits.max_result_rows {
-                    return Err(QueryError::TooManyRows {
-                        limit: self.limits.max_result_rows,
-                    });
-                }
-                batches.push(batch);
+    /// Plan one parsed statement in `ctx` (a session from [`Warehouse::session_for`]) for
+    /// `caller`: it must be read-only and name only schemas the caller's role may read. Front ends
+    /// with a parser of their own (the PostgreSQL wire protocol's, which rewrites the catalog
+    /// queries of BI tools) plan here, so the rules are the same for everyone.
+    pub async fn plan_statement(
+        &self,
+        ctx: &SessionContext,
+        statement: DfStatement,
+        caller: &Caller,
+    ) -> Result<LogicalPlan, QueryError> {
+        crate::access::check_read_only(&statement)?;
+        let state = ctx.state();
+        let references = state
+            .resolve_table_references(&statement)
+            .map_err(|e| classify(e, &self.limits))?;
+        for reference in &references {
+            let schema = reference.schema().unwrap_or("public");
+            if let Some(layer) = Layer::ALL.into_iter().find(|l| l.name() == schema)
+                && !caller.role.reads(layer)
+            {
+                return Err(QueryError::Forbidden {
+                    role: caller.role,
+                    schema: layer.name().to_string(),
+                });
             }
-            Ok((schema, batches, rows))
-        };
-        let (schema, batches, rows) = tokio::time::timeout(Duration::from_secs(seconds), run)
+        }
+        let plan = state
+            .statement_to_plan(statement)
             .await
-            .map_err(|_| QueryError::Timeout { seconds })??;
+            .map_err(|e| classify(e, &self.limits))?;
+        // The same rule again on the plan, in case a statement slipped past the parser check.
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(|e| {
+                QueryError::ReadOnly(NotReadOnly {
+                    kind: e.strip_backtrace(),
+                })
+            })?;
+        Ok(plan)
+    }
+
+    /// Start one query for `caller` under every limit; rows arrive as the stream is polled. The
+    /// timeout covers waiting for a turn, planning and every row; the turn is held until the
+    /// stream ends or is dropped. When a query log is attached, the query is logged when its
+    /// stream ends (or is dropped by a client that went away).
+    pub async fn query(&self, query: &str, caller: &Caller, protocol: &str) -> Result<QueryStream, QueryError> {
+        let mut stream = self.stream(query, caller, protocol);
+        let deadline = stream.deadline.deadline();
+        let start = async {
+            let ctx = self.session_for(caller.role);
+            let state = ctx.state();
+            let dialect = state.config().options().sql_parser.dialect.clone();
+            let statement = state
+                .sql_to_statement(query, &dialect)
+                .map_err(|e| classify(e, &self.limits))?;
+            let plan = self.plan_statement(&ctx, statement, caller).await?;
+            self.start(&ctx, plan, &mut stream).await
+        };
+        match tokio::time::timeout_at(deadline, start).await {
+            Ok(Ok(())) => Ok(stream),
+            Ok(Err(error)) => {
+                stream.finish(Some(&error));
+                Err(error)
+            }
+            Err(_) => {
+                let error = QueryError::Timeout {
+                    seconds: self.limits.query_timeout_secs,
+                };
+                stream.finish(Some(&error));
+                Err(error)
+            }
+        }
+    }
+
+    /// Run a plan from [`Warehouse::plan_statement`] under every limit, as [`Warehouse::query`]
+    /// does; `sql` is what the query log records.
+    pub async fn execute(
+        &self,
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+        sql: &str,
+        caller: &Caller,
+        protocol: &str,
+    ) -> Result<QueryStream, QueryError> {
+        let mut stream = self.stream(sql, caller, protocol);
+        let deadline = stream.deadline.deadline();
+        match tokio::time::timeout_at(deadline, self.start(ctx, plan, &mut stream)).await {
+            Ok(Ok(())) => Ok(stream),
+            Ok(Err(error)) => {
+                stream.finish(Some(&error));
+                Err(error)
+            }
+            Err(_) => {
+                let error = QueryError::Timeout {
+                    seconds: self.limits.query_timeout_secs,
+                };
+                stream.finish(Some(&error));
+                Err(error)
+            }
+        }
+    }
+
+    /// Record a query that failed before it could run (at planning), as its stream would have.
+    pub fn log_failure(&self, sql: &str, caller: &Caller, protocol: &str, error: &QueryError) {
+        self.stream(sql, caller, protocol).finish(Some(error));
+    }
+
+    /// A stream not started yet: the clock and the log entry of one query.
+    fn stream(&self, sql: &str, caller: &Caller, protocol: &str) -> QueryStream {
+        let seconds = self.limits.query_timeout_secs;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+        let log = self.query_log.clone().map(|log| {
+            (
+                log,
+                QueryLogEntry {
+                    user: caller.user.clone(),
+                    role: caller.role.to_string(),
+                    protocol: protocol.to_string(),
+                    started_at: chrono::Utc::now(),
+                    sql: sql.to_string(),
+                    rows: 0,
+                    bytes: 0,
+                    duration_ms: 0.0,
+                    outcome: "cancelled".into(),
+                    message: None,
+                },
+            )
+        });
+        QueryStream {
+            schema: Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+            batches: None,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            turn: None,
+            rows: 0,
+            bytes: 0,
+            limits: self.limits.clone(),
+            started: Instant::now(),
+            log,
+            finished: false,
+        }
+    }
+
+    /// Wait for a turn and start executing `plan` into `stream`.
+    async fn start(&self, ctx: &SessionContext, plan: LogicalPlan, stream: &mut QueryStream) -> Result<(), QueryError> {
+        let turn = self
+            .turns
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let frame = ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(|e| classify(e, &self.limits))?;
+        stream.schema = Arc::new(frame.schema().as_arrow().clone());
+        stream.batches = Some(frame.execute_stream().await.map_err(|e| classify(e, &self.limits))?);
+        stream.turn = Some(turn);
+        Ok(())
+    }
+
+    /// Run one query for `caller` and collect its result.
+    pub async fn sql_as(&self, query: &str, caller: &Caller, protocol: &str) -> Result<QueryResult, QueryError> {
+        let mut stream = self.query(query, caller, protocol).await?;
+        let schema = stream.schema();
+        let mut batches = Vec::new();
+        while let Some(batch) = stream.next().await {
+            batches.push(batch?);
+        }
         Ok(QueryResult {
             schema,
             batches,
-            rows,
-            elapsed: started.elapsed(),
+            rows: stream.rows,
+            elapsed: stream.started.elapsed(),
         })
+    }
+
+    /// Run one query under every limit, as the local operator, and collect its result.
+    pub async fn sql(&self, query: &str) -> Result<QueryResult, QueryError> {
+        self.sql_as(query, &Caller::local(), "cli").await
+    }
+}
+
+/// The rows of a running query, checked against the row cap and the deadline as they come.
+pub struct QueryStream {
+    schema: SchemaRef,
+    batches: Option<SendableRecordBatchStream>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    turn: Option<OwnedSemaphorePermit>,
+    rows: u64,
+    bytes: u64,
+    limits: QueryLimits,
+    started: Instant,
+    log: Option<(QueryLog, QueryLogEntry)>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for QueryStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryStream")
+            .field("schema", &self.schema)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueryStream {
+    /// Column names and types.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Rows so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Time since the query arrived.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// End the query: give back its turn and log how it went.
+    fn finish(&mut self, error: Option<&QueryError>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.batches = None;
+        self.turn = None;
+        if let Some((log, mut entry)) = self.log.take() {
+            entry.rows = self.rows;
+            entry.bytes = self.bytes;
+            entry.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+            match error {
+                None => entry.outcome = "ok".into(),
+                Some(error) => {
+                    entry.outcome = error.code().into();
+                    entry.message = Some(error.to_string());
+                }
+            }
+            log.record(entry);
+        }
+    }
+}
+
+impl Stream for QueryStream {
+    type Item = Result<RecordBatch, QueryError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            let error = QueryError::Timeout {
+                seconds: this.limits.query_timeout_secs,
+            };
+            this.finish(Some(&error));
+            return Poll::Ready(Some(Err(error)));
+        }
+        let Some(batches) = this.batches.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match batches.as_mut().poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                this.finish(None);
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let error = classify(e, &this.limits);
+                this.finish(Some(&error));
+                Poll::Ready(Some(Err(error)))
+            }
+            Poll::Ready(Some(Ok(batch))) => {
+                this.rows += batch.num_rows() as u64;
+                this.bytes += batch.get_array_memory_size() as u64;
+                if this.rows > this.limits.max_result_rows {
+                    let error = QueryError::TooManyRows {
+                        limit: this.limits.max_result_rows,
+                    };
+                    this.finish(Some(&error));
+                    return Poll::Ready(Some(Err(error)));
+                }
+                Poll::Ready(Some(Ok(batch)))
+            }
+        }
+    }
+}
+
+impl Drop for QueryStream {
+    fn drop(&mut self) {
+        if !self.finished {
+            // The reader went away before the last row (a client disconnected or cancelled).
+            let error = QueryError::Cancelled;
+            self.finish(Some(&error));
+        }
     }
 }
 

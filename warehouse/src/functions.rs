@@ -74,12 +74,13 @@ fn day_number_udf() -> ScalarUDF {
 #[derive(Debug)]
 pub struct AsOfFunction {
     store: crate::store::Store,
+    role: crate::access::Role,
 }
 
 impl AsOfFunction {
-    /// The function over the tables of `store`.
-    pub fn new(store: crate::store::Store) -> Self {
-        Self { store }
+    /// The function over the tables of `store` that `role` may read, masked as `role` sees them.
+    pub fn new(store: crate::store::Store, role: crate::access::Role) -> Self {
+        Self { store, role }
     }
 }
 
@@ -115,6 +116,12 @@ impl datafusion::catalog::TableFunctionImpl for AsOfFunction {
                     "as_of: no layer {layer:?} (raw, staging, core, marts, ml, system)"
                 ))
             })?;
+        if !self.role.reads(layer) {
+            return Err(DataFusionError::Plan(format!(
+                "as_of: the {} role may not read schema {layer}",
+                self.role
+            )));
+        }
         let as_of = match when {
             Expr::Literal(ScalarValue::Int64(Some(v)), _) if *v >= 0 => crate::store::AsOf::Version(*v as u64),
             Expr::Literal(ScalarValue::Utf8(Some(text)), _) => {
@@ -129,6 +136,7 @@ impl datafusion::catalog::TableFunctionImpl for AsOfFunction {
         // Opening a Delta table is asynchronous and planning here is not: open it on a thread of
         // its own, which works whatever runtime the caller plans on.
         let store = self.store.clone();
+        let label = format!("{layer}.{name}");
         let name = name.to_string();
         let provider = std::thread::scope(|scope| {
             scope
@@ -151,7 +159,7 @@ impl datafusion::catalog::TableFunctionImpl for AsOfFunction {
                 .join()
                 .map_err(|_| DataFusionError::Execution("as_of: opening the table panicked".into()))?
         })?;
-        Ok(provider)
+        crate::access::masked(provider, &label, self.role)
     }
 }
 

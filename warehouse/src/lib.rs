@@ -14,6 +14,7 @@
 //! assert!(dir.layer(Layer::Marts).ends_with("tables/marts"));
 //! ```
 
+pub mod access;
 pub mod calendar;
 pub mod engine;
 pub mod entity;
@@ -22,6 +23,7 @@ pub mod identity;
 pub mod layout;
 pub mod limits;
 pub mod profile;
+pub mod query_log;
 pub mod refresh;
 pub mod semantic;
 pub mod store;

