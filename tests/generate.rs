@@ -57,15 +57,14 @@ fn generate_refuses_bad_options_clearly() {
 }
 
 #[test]
-fn demo_builds_the_sample_company_and_says_what_to_open() {
+fn demo_builds_the_sample_company_says_what_to_open_and_serves_it() {
     let data = tempfile::tempdir().unwrap();
-    let out = stdout(&run(
-        tributary()
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["demo", "--customers", "500"]),
-        true,
-    ));
+    let server = crate::serve::Server::start(
+        &["--data-dir", data.path().to_str().unwrap()],
+        &["demo", "--customers", "500"],
+        &[],
+    );
+    let out = server.printed.join("\n");
     let landing = data.path().join("landing");
     for file in [
         "crm/accounts.csv",
@@ -90,6 +89,45 @@ fn demo_builds_the_sample_company_and_says_what_to_open() {
     ] {
         assert!(out.contains(table), "demo writes {table}:\n{out}");
     }
+    // It ends by serving, with one user per role, and prints their credentials.
+    let credentials = |role: &str| {
+        out.lines()
+            .find_map(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                (words.len() >= 3 && words[0] == role && words[1] == "password").then(|| words[2].to_string())
+            })
+            .unwrap_or_else(|| panic!("demo prints the {role}'s password:\n{out}"))
+    };
+    let admin = credentials("admin");
+    let viewer = credentials("viewer");
+    credentials("analyst");
+    assert!(
+        data.path().join("demo.toml").is_file(),
+        "demo keeps its users' configuration"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let me = |user: &'static str, password: String| {
+            client
+                .get(format!("{}/api/v1/me", server.http))
+                .basic_auth(user, Some(password))
+                .send()
+        };
+        let admin_me = me("admin", admin).await.unwrap().text().await.unwrap();
+        assert!(admin_me.contains("\"role\":\"admin\""), "{admin_me}");
+        let viewer_me = me("viewer", viewer).await.unwrap().text().await.unwrap();
+        assert!(viewer_me.contains("\"role\":\"viewer\""), "{viewer_me}");
+        let anonymous = client.get(format!("{}/api/v1/me", server.http)).send().await.unwrap();
+        assert_eq!(
+            anonymous.status().as_u16(),
+            401,
+            "the demo's server asks for credentials"
+        );
+    });
 }
 
 /// Peak resident memory of a child process, in KiB, from the kernel's accounting of that one child.

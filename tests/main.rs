@@ -7,6 +7,7 @@ mod ingest;
 mod marts;
 mod models;
 mod pull;
+mod serve;
 mod sql;
 
 use std::path::Path;

@@ -174,6 +174,13 @@ impl JobRunner {
             let run_date = chrono::Local::now().date_naive();
             match self.run_once(job, run_date, force).await {
                 Ok(outcome) => {
+                    // The model jobs record what they ran; a run they skipped (already done for
+                    // this date) is recorded here, so the history shows every scheduled run.
+                    if outcome.status == "skipped"
+                        && let Err(e) = jobs::record_run(&self.warehouse, Ok(&outcome), Utc::now()).await
+                    {
+                        tracing::error!(job, "cannot record the skipped run in system.job_run: {e}");
+                    }
                     tracing::info!(job, attempt, status = %outcome.status, "job finished");
                     return Ok(outcome);
                 }

@@ -17,7 +17,6 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::DataFusionError;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -454,6 +453,7 @@ impl Warehouse {
         QueryStream {
             schema: Arc::new(datafusion::arrow::datatypes::Schema::empty()),
             batches: None,
+            driver: None,
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             turn: None,
             rows: 0,
@@ -465,7 +465,9 @@ impl Warehouse {
         }
     }
 
-    /// Wait for a turn and start executing `plan` into `stream`.
+    /// Wait for a turn and start executing `plan` into `stream`. Execution runs on the query
+    /// runtime, never on the caller's: a query that keeps every core busy (a huge cross join)
+    /// must not stop the servers' own tasks from answering others or from noticing its deadline.
     async fn start(&self, ctx: &SessionContext, plan: LogicalPlan, stream: &mut QueryStream) -> Result<(), QueryError> {
         let turn = self
             .turns
@@ -478,7 +480,29 @@ impl Warehouse {
             .await
             .map_err(|e| classify(e, &self.limits))?;
         stream.schema = Arc::new(frame.schema().as_arrow().clone());
-        stream.batches = Some(frame.execute_stream().await.map_err(|e| classify(e, &self.limits))?);
+        let task = Arc::new(frame.task_ctx());
+        let physical = frame
+            .create_physical_plan()
+            .await
+            .map_err(|e| classify(e, &self.limits))?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        let driver = query_runtime().spawn(async move {
+            let mut batches = match datafusion::physical_plan::execute_stream(physical, task) {
+                Ok(batches) => batches,
+                Err(e) => {
+                    let _ = sender.send(Err(e)).await;
+                    return;
+                }
+            };
+            while let Some(batch) = batches.next().await {
+                if sender.send(batch).await.is_err() {
+                    // The reader is gone: dropping the stream stops the plan's tasks.
+                    return;
+                }
+            }
+        });
+        stream.batches = Some(receiver);
+        stream.driver = Some(AbortOnDrop(driver));
         stream.turn = Some(turn);
         Ok(())
     }
@@ -505,10 +529,37 @@ impl Warehouse {
     }
 }
 
+/// The threads that execute queries, apart from the threads that serve clients. Twice as many as
+/// cores: an operator can compute for seconds between two points where it yields (a nested loop
+/// join that finds no matches), and with a thread per core such a query would hold every thread
+/// and starve the others; with more threads the operating system shares the cores among them.
+fn query_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads((2 * cores).max(4))
+            .thread_name("tributary-query")
+            .enable_all()
+            .build()
+            .expect("the query runtime starts")
+    })
+}
+
+/// Stops a query's driver task when its stream goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The rows of a running query, checked against the row cap and the deadline as they come.
 pub struct QueryStream {
     schema: SchemaRef,
-    batches: Option<SendableRecordBatchStream>,
+    batches: Option<tokio::sync::mpsc::Receiver<datafusion::error::Result<RecordBatch>>>,
+    driver: Option<AbortOnDrop>,
     deadline: Pin<Box<tokio::time::Sleep>>,
     turn: Option<OwnedSemaphorePermit>,
     rows: u64,
@@ -551,6 +602,7 @@ impl QueryStream {
         }
         self.finished = true;
         self.batches = None;
+        self.driver = None;
         self.turn = None;
         if let Some((log, mut entry)) = self.log.take() {
             entry.rows = self.rows;
@@ -586,7 +638,7 @@ impl Stream for QueryStream {
         let Some(batches) = this.batches.as_mut() else {
             return Poll::Ready(None);
         };
-        match batches.as_mut().poll_next(cx) {
+        match batches.poll_recv(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => {
                 this.finish(None);

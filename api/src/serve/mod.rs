@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod http;
 pub mod pg;
+mod pg_functions;
 pub mod results;
 
 use std::net::SocketAddr;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ParamValues;
-use datafusion::logical_expr::{ColumnarValue, LogicalPlan, Volatility, create_udf};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DfStatement;
@@ -60,7 +60,7 @@ use super::auth::{ITERATIONS, ScramSource, Users};
 type PgStatement = (String, Option<(Statement, LogicalPlan)>);
 
 /// What the server version looks like to clients: SQLAlchemy and others parse it.
-const SERVER_VERSION: &str = "16.6";
+pub(super) const SERVER_VERSION: &str = "16.6";
 
 /// Shared by every connection.
 struct Inner {
@@ -90,10 +90,15 @@ enum Kind {
 fn classify(statement: &Statement) -> Kind {
     match statement {
         Statement::ShowVariable { .. } | Statement::ShowStatus { .. } | Statement::ShowCatalogs { .. } => Kind::Session,
-        Statement::StartTransaction { .. } | Statement::Commit { .. } | Statement::Rollback { .. } => Kind::Session,
         // Engine settings are the server's, not a client's: `SET datafusion.…` changes nothing.
         Statement::Set(_) if statement.to_string().to_ascii_lowercase().contains("datafusion.") => Kind::Noop("SET"),
         Statement::Set(_) => Kind::Session,
+        // Savepoints guard writes, and nothing here writes: drivers (psycopg under SQLAlchemy)
+        // still open them around their first statements.
+        Statement::Savepoint { .. } => Kind::Noop("SAVEPOINT"),
+        Statement::ReleaseSavepoint { .. } => Kind::Noop("RELEASE"),
+        Statement::Rollback { savepoint: Some(_), .. } => Kind::Noop("ROLLBACK"),
+        Statement::StartTransaction { .. } | Statement::Commit { .. } | Statement::Rollback { .. } => Kind::Session,
         Statement::Discard { .. } => Kind::Noop("DISCARD ALL"),
         Statement::Deallocate { .. } => Kind::Noop("DEALLOCATE"),
         // Everything else goes to the gate, which accepts queries and names what it refuses.
@@ -119,13 +124,6 @@ fn api_error(error: impl std::error::Error + Send + Sync + 'static) -> PgWireErr
     PgWireError::ApiError(Box::new(error))
 }
 
-fn as_text(
-    value: impl Into<String>,
-) -> Arc<dyn Fn(&[ColumnarValue]) -> datafusion::error::Result<ColumnarValue> + Send + Sync> {
-    let value = value.into();
-    Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(value.clone())))))
-}
-
 impl Inner {
     /// The connection's user and session, made on its first statement.
     fn connection<C: ClientInfo + ?Sized>(&self, client: &C) -> PgWireResult<Arc<Connection>> {
@@ -149,25 +147,7 @@ impl Inner {
         };
         let ctx = self.warehouse.session_for(caller.role);
         setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider).map_err(|e| api_error(*e))?;
-        ctx.register_udf(create_udf(
-            "version",
-            vec![],
-            DataType::Utf8,
-            Volatility::Stable,
-            as_text(format!(
-                "PostgreSQL {SERVER_VERSION} (Tributary {}, on Apache DataFusion)",
-                env!("CARGO_PKG_VERSION")
-            )),
-        ));
-        for name in ["session_user", "current_user", "user"] {
-            ctx.register_udf(create_udf(
-                name,
-                vec![],
-                DataType::Utf8,
-                Volatility::Stable,
-                as_text(caller.user.clone()),
-            ));
-        }
+        super::pg_functions::register(&ctx, &caller.user);
         client.session_extensions().insert(Connection { caller, ctx });
         Ok(client
             .session_extensions()
@@ -182,7 +162,8 @@ impl Inner {
     }
 
     /// Plan a query statement through the warehouse's gate, logging a refusal.
-    async fn plan(&self, connection: &Connection, statement: Statement, sql: &str) -> PgWireResult<LogicalPlan> {
+    async fn plan(&self, connection: &Connection, mut statement: Statement, sql: &str) -> PgWireResult<LogicalPlan> {
+        rewrite_like_escapes(&mut statement);
         let planned = self
             .warehouse
             .plan_statement(
@@ -223,6 +204,36 @@ impl Inner {
             .flat_map(move |batch| encode_recordbatch(encoding.clone(), batch));
         Ok(Response::Query(QueryResponse::new(fields, futures::stream::iter(data))))
     }
+}
+
+/// `x LIKE p ESCAPE '/'` as `x LIKE pg_like_pattern(p, '/')`: DataFusion knows only the backslash
+/// as escape character, and SQLAlchemy lists schemas with `NOT LIKE 'pg/_' || '%' ESCAPE '/'`.
+fn rewrite_like_escapes(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions_mut};
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Like {
+            pattern, escape_char, ..
+        }
+        | Expr::ILike {
+            pattern, escape_char, ..
+        } = expr
+            && let Some(escape) = escape_char
+            && let Value::SingleQuotedString(character) = &escape.value
+            && character != "\\"
+        {
+            let call = format!("pg_like_pattern({pattern}, '{}')", character.replace('\'', "''"));
+            if let Ok(rewritten) = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(&call)
+                .and_then(|mut p| p.parse_expr())
+            {
+                **pattern = rewritten;
+                *escape_char = None;
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
 }
 
 /// The session hooks, in the order they are asked.
@@ -307,6 +318,42 @@ fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
     Ok(ordered.into_iter().map(|(_, t)| t).collect())
 }
 
+/// The bound parameters, as the plan expects them. A value the client typed itself (psycopg
+/// sends a Python float as float8, even where the column is numeric) is decoded as the client
+/// sent it and then cast to the planned type, which arrow-pg's own coercion cannot do for every
+/// pair (float8 to decimal).
+fn parameter_values(portal: &Portal<PgStatement>, plan: &LogicalPlan) -> PgWireResult<ParamValues> {
+    let planned = parameter_types(plan)?;
+    let client_typed = |i: usize| portal.statement.parameter_types.get(i).is_some_and(Option::is_some);
+    let hints: Vec<Option<&DataType>> = planned
+        .iter()
+        .enumerate()
+        .map(|(i, t)| if client_typed(i) { None } else { t.as_ref() })
+        .collect();
+    let decoded = deserialize_parameters(portal, &hints)?;
+    let ParamValues::List(values) = decoded else {
+        return Ok(decoded);
+    };
+    let mut cast = Vec::with_capacity(values.len());
+    for (i, value) in values.into_iter().enumerate() {
+        let value = match planned.get(i).and_then(Option::as_ref) {
+            Some(wanted) if value.value.data_type() != *wanted && !value.value.is_null() => {
+                value.value.cast_to(wanted).map_err(|e| {
+                    PgWireError::UserError(Box::new(ErrorInfo::new(
+                        "ERROR".into(),
+                        "22023".into(),
+                        format!("parameter ${}: {e}", i + 1),
+                    )))
+                })?
+            }
+            Some(wanted) if value.value.is_null() => ScalarValue::try_from(wanted).map_err(api_error)?,
+            _ => value.value,
+        };
+        cast.push(value);
+    }
+    Ok(ParamValues::from(cast))
+}
+
 /// Answers simple and extended queries.
 struct Service {
     inner: Arc<Inner>,
@@ -388,9 +435,7 @@ impl ExtendedQueryHandler for Service {
         let connection = self.inner.connection(client)?;
         match classify(statement) {
             Kind::Query => {
-                let types = parameter_types(plan)?;
-                let refs: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
-                let values = deserialize_parameters(portal, &refs)?;
+                let values = parameter_values(portal, plan)?;
                 let plan = plan.clone().replace_params_with_values(&values).map_err(api_error)?;
                 let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
                 self.inner
