@@ -900,3 +900,21 @@ fn postgres_speaks_tls_when_configured() {
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("SSL connection"), "{text}");
 }
+
+#[test]
+fn every_notebook_runs_against_the_server() {
+    let server = Server::company(&[]);
+    let (dir, _) = company();
+    let notebooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../notebooks");
+    let out = run(
+        crate::python()
+            .arg(notebooks.join("run.py"))
+            .env("TRIBUTARY_PG_URL", server.pg_url("anna", password("anna")))
+            .env("TRIBUTARY_DATA_DIR", dir.path().join("data")),
+        true,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for book in ["01_7p_profile", "02_churn_model", "03_forecasts", "04_delta_tables"] {
+        assert!(text.contains(&format!("{book}.ipynb: ran")), "{book}: {text}");
+    }
+}
