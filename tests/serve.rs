@@ -77,6 +77,8 @@ pub struct Server {
 
 impl Server {
     /// `tributary [global args] <command args>` on free ports, once it says where it listens.
+    /// The child is waited for when the server is dropped.
+    #[allow(clippy::zombie_processes)]
     pub fn start(global: &[&str], command: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = tributary();
         cmd.args(global)
@@ -367,7 +369,9 @@ fn security_is_the_same_on_both_protocols_and_the_server_keeps_serving() {
         let admin = Some(("adam", password("adam")));
         let analyst = Some(("anna", password("anna")));
         let viewer = Some(("vera", password("vera")));
-        let escapes: [(&str, Option<(&str, &str)>, &str, u16, &str); 11] = [
+        // What is tried, by whom, the SQL, and the status and code expected.
+        type Escape<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a str, u16, &'a str);
+        let escapes: [Escape; 11] = [
             (
                 "read a file as a table",
                 admin,

@@ -211,7 +211,7 @@ impl JobRunner {
     async fn run_once(&self, job: &str, run_date: NaiveDate, force: bool) -> Result<JobOutcome, String> {
         let config = &self.config;
         let warehouse = &self.warehouse;
-        let result = match job {
+        match job {
             "refresh" => {
                 let started = Utc::now();
                 let result = tributary_warehouse::refresh::refresh(warehouse, &config.marts).await;
@@ -265,8 +265,7 @@ impl JobRunner {
                 .await
                 .map_err(|e| e.to_string()),
             other => Err(JobError::Unknown(other.to_string()).to_string()),
-        };
-        result
+        }
     }
 
     /// The configured schedules, parsed.

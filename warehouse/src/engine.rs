@@ -124,7 +124,10 @@ pub struct Warehouse {
 /// Tables opened at a version, kept so that the next query needs no new read of their logs: a
 /// query checks only the name of the newest commit file, and reopens a table when it changed.
 #[derive(Debug, Default)]
-struct OpenedTables(Mutex<HashMap<(Layer, String), (u64, Arc<dyn TableProvider>)>>);
+struct OpenedTables(Mutex<HashMap<(Layer, String), OpenedTable>>);
+
+/// A table's provider and the version it was opened at.
+type OpenedTable = (u64, Arc<dyn TableProvider>);
 
 impl OpenedTables {
     async fn latest(&self, store: &Store, layer: Layer, name: &str) -> Result<Arc<dyn TableProvider>, StoreError> {
@@ -141,7 +144,7 @@ impl OpenedTables {
             return Ok(provider);
         }
         let table = store.open(layer, name, AsOf::Latest).await?;
-        let version = table.version().and_then(|v| u64::try_from(v).ok());
+        let version = table.version();
         let provider: Arc<dyn TableProvider> = table.table_provider().await.map_err(|source| StoreError::Query {
             table: format!("{layer}.{name}"),
             source,
@@ -373,7 +376,7 @@ impl Warehouse {
         let start = async {
             let ctx = self.session_for(caller.role);
             let state = ctx.state();
-            let dialect = state.config().options().sql_parser.dialect.clone();
+            let dialect = state.config().options().sql_parser.dialect;
             let statement = state
                 .sql_to_statement(query, &dialect)
                 .map_err(|e| classify(e, &self.limits))?;

@@ -15,9 +15,10 @@ use datafusion::scalar::ScalarValue;
 
 use super::pg::SERVER_VERSION;
 
-fn as_text(
-    value: impl Into<String>,
-) -> Arc<dyn Fn(&[ColumnarValue]) -> datafusion::error::Result<ColumnarValue> + Send + Sync> {
+/// The body of a scalar function made with `create_udf`.
+type Body = Arc<dyn Fn(&[ColumnarValue]) -> datafusion::error::Result<ColumnarValue> + Send + Sync>;
+
+fn as_text(value: impl Into<String>) -> Body {
     let value = value.into();
     Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(value.clone())))))
 }
