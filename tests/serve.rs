@@ -831,7 +831,10 @@ fn jobs_run_on_schedule_retry_failures_and_run_once_at_a_time() {
 #[test]
 fn schemathesis_finds_no_server_error() {
     let server = Server::company(&[]);
+    // Schemathesis keeps a cache in its working directory: a scratch one, not the repository.
+    let scratch = tempfile::tempdir().unwrap();
     let out = crate::python()
+        .current_dir(scratch.path())
         .args([
             "-c",
             "import sys; from schemathesis.cli import schemathesis; sys.exit(schemathesis())",
