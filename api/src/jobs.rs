@@ -291,13 +291,16 @@ impl JobRunner {
             return last;
         }
         match self.warehouse.sql(query).await {
-            Ok(result) => {
-                for row in crate::serve::http::rows_as_json(&result.batches) {
-                    if let Some(job) = row.get("job").and_then(|j| j.as_str()) {
-                        last.insert(job.to_string(), row.clone());
+            Ok(result) => match tributary_warehouse::engine::json_rows(&result.batches) {
+                Ok(rows) => {
+                    for row in rows {
+                        if let Some(job) = row.get("job").and_then(|j| j.as_str()) {
+                            last.insert(job.to_string(), serde_json::Value::Object(row.clone()));
+                        }
                     }
                 }
-            }
+                Err(e) => tracing::warn!("cannot read system.job_run: {e}"),
+            },
             Err(e) => tracing::warn!("cannot read system.job_run: {e}"),
         }
         last

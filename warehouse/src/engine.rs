@@ -383,20 +383,8 @@ impl Warehouse {
             let plan = self.plan_statement(&ctx, statement, caller).await?;
             self.start(&ctx, plan, &mut stream).await
         };
-        match tokio::time::timeout_at(deadline, start).await {
-            Ok(Ok(())) => Ok(stream),
-            Ok(Err(error)) => {
-                stream.finish(Some(&error));
-                Err(error)
-            }
-            Err(_) => {
-                let error = QueryError::Timeout {
-                    seconds: self.limits.query_timeout_secs,
-                };
-                stream.finish(Some(&error));
-                Err(error)
-            }
-        }
+        let started = tokio::time::timeout_at(deadline, start).await;
+        self.started(stream, started)
     }
 
     /// Run a plan from [`Warehouse::plan_statement`] under every limit, as [`Warehouse::query`]
@@ -411,20 +399,26 @@ impl Warehouse {
     ) -> Result<QueryStream, QueryError> {
         let mut stream = self.stream(sql, caller, protocol);
         let deadline = stream.deadline.deadline();
-        match tokio::time::timeout_at(deadline, self.start(ctx, plan, &mut stream)).await {
-            Ok(Ok(())) => Ok(stream),
-            Ok(Err(error)) => {
-                stream.finish(Some(&error));
-                Err(error)
-            }
-            Err(_) => {
-                let error = QueryError::Timeout {
-                    seconds: self.limits.query_timeout_secs,
-                };
-                stream.finish(Some(&error));
-                Err(error)
-            }
-        }
+        let started = tokio::time::timeout_at(deadline, self.start(ctx, plan, &mut stream)).await;
+        self.started(stream, started)
+    }
+
+    /// The stream once its start ended: ready, or finished (and logged) with the error or the
+    /// timeout that stopped it.
+    fn started(
+        &self,
+        mut stream: QueryStream,
+        start: Result<Result<(), QueryError>, tokio::time::error::Elapsed>,
+    ) -> Result<QueryStream, QueryError> {
+        let error = match start {
+            Ok(Ok(())) => return Ok(stream),
+            Ok(Err(error)) => error,
+            Err(_) => QueryError::Timeout {
+                seconds: self.limits.query_timeout_secs,
+            },
+        };
+        stream.finish(Some(&error));
+        Err(error)
     }
 
     /// Record a query that failed before it could run (at planning), as its stream would have.
@@ -676,6 +670,23 @@ impl Drop for QueryStream {
             self.finish(Some(&error));
         }
     }
+}
+
+/// Rows as JSON objects, one per row, nulls included, keyed by column name.
+pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, QueryError> {
+    let mut writer = datafusion::arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, datafusion::arrow::json::writer::JsonArray>(Vec::new());
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    writer
+        .write_batches(&refs)
+        .map_err(|e| QueryError::Execution(e.to_string()))?;
+    writer.finish().map_err(|e| QueryError::Execution(e.to_string()))?;
+    let bytes = writer.into_inner();
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| QueryError::Execution(e.to_string()))
 }
 
 /// Sort DataFusion's errors into ours.

@@ -1,10 +1,9 @@
 //! One customer's 7P profile: the `marts.customer_7p` row, grouped by P, with the category mix
 //! behind the Product P. `tributary profile` prints it; the HTTP API serves the same value.
 
-use datafusion::arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value};
 
-use crate::engine::{QueryError, Warehouse};
+use crate::engine::{QueryError, Warehouse, json_rows as json};
 
 /// The seven P's and the `customer_7p` columns that belong to each, in the order they print.
 pub const SECTIONS: &[(&str, &[&str])] = &[
@@ -225,21 +224,4 @@ pub async fn profile(warehouse: &Warehouse, who: &str) -> Result<Profile, Profil
         Value::Array(mix.into_iter().map(Value::Object).collect()),
     );
     Ok(profile)
-}
-
-/// Rows as JSON objects, with nulls kept (a profile shows what is unknown).
-fn json(batches: &[RecordBatch]) -> Result<Vec<Map<String, Value>>, QueryError> {
-    let mut writer = datafusion::arrow::json::WriterBuilder::new()
-        .with_explicit_nulls(true)
-        .build::<_, datafusion::arrow::json::writer::JsonArray>(Vec::new());
-    let refs: Vec<&RecordBatch> = batches.iter().collect();
-    writer
-        .write_batches(&refs)
-        .map_err(|e| QueryError::Execution(e.to_string()))?;
-    writer.finish().map_err(|e| QueryError::Execution(e.to_string()))?;
-    let bytes = writer.into_inner();
-    if bytes.is_empty() {
-        return Ok(Vec::new());
-    }
-    serde_json::from_slice(&bytes).map_err(|e| QueryError::Execution(e.to_string()))
 }

@@ -17,12 +17,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use datafusion::arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tributary_ingest::run::Pipelines;
 use tributary_warehouse::access::{Caller, Role};
-use tributary_warehouse::engine::Warehouse;
+use tributary_warehouse::engine::{Warehouse, json_rows};
 use tributary_warehouse::layout::Layer;
 use tributary_warehouse::semantic::MetricQuery;
 
@@ -191,29 +190,8 @@ async fn sql(
 /// Run a query the API composed, as `caller`, and return its rows as JSON objects.
 async fn rows_for(state: &AppState, caller: &Caller, sql: &str) -> Result<Vec<Value>, ApiError> {
     let result = state.warehouse.sql_as(sql, caller, "http").await?;
-    Ok(rows_as_json(&result.batches))
-}
-
-/// Batches as JSON objects, one per row, nulls included.
-pub fn rows_as_json(batches: &[RecordBatch]) -> Vec<Value> {
-    let mut out = Vec::new();
-    {
-        let mut writer = datafusion::arrow::json::WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, datafusion::arrow::json::writer::JsonArray>(&mut out);
-        for batch in batches {
-            if writer.write(batch).is_err() {
-                return Vec::new();
-            }
-        }
-        if writer.finish().is_err() {
-            return Vec::new();
-        }
-    }
-    if out.is_empty() {
-        return Vec::new();
-    }
-    serde_json::from_slice::<Vec<Value>>(&out).unwrap_or_default()
+    let rows = json_rows(&result.batches)?;
+    Ok(rows.into_iter().map(Value::Object).collect())
 }
 
 async fn tables(State(state): State<AppState>, Signed(caller): Signed) -> Json<Value> {
@@ -409,7 +387,7 @@ async fn metrics(State(state): State<AppState>, Signed(caller): Signed, body: By
             other => ApiError::bad_request(other.to_string()),
         })?;
     Ok(Json(json!({
-        "rows": rows_as_json(&answer.result.batches),
+        "rows": json_rows(&answer.result.batches)?,
         "sql": answer.sql,
         "sources": answer.sources,
     })))

@@ -54,20 +54,7 @@ pub fn register(ctx: &SessionContext, user: &str) {
                 "max_identifier_length" => Some("63".to_string()),
                 _ => None,
             };
-            match &args[0] {
-                ColumnarValue::Scalar(ScalarValue::Utf8(name)) => Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
-                    name.as_deref().and_then(setting),
-                ))),
-                ColumnarValue::Array(names) => {
-                    let names = datafusion::common::cast::as_string_array(names)?;
-                    let values: datafusion::arrow::array::StringArray =
-                        names.iter().map(|n| n.and_then(setting)).collect();
-                    Ok(ColumnarValue::Array(Arc::new(values)))
-                }
-                other => Err(datafusion::error::DataFusionError::Plan(format!(
-                    "current_setting takes a setting's name, not {other:?}"
-                ))),
-            }
+            each_text(args, |name| ScalarValue::Utf8(name.and_then(setting)))
         }),
     ));
     // to_regtype(name): psycopg asks it for extension types (SQLAlchemy looks for hstore on
@@ -103,19 +90,7 @@ pub fn register(ctx: &SessionContext, user: &str) {
                     _ => return None,
                 })
             };
-            match &args[0] {
-                ColumnarValue::Scalar(ScalarValue::Utf8(name)) => {
-                    Ok(ColumnarValue::Scalar(ScalarValue::Int32(name.as_deref().and_then(oid))))
-                }
-                ColumnarValue::Array(names) => {
-                    let names = datafusion::common::cast::as_string_array(names)?;
-                    let oids: datafusion::arrow::array::Int32Array = names.iter().map(|n| n.and_then(oid)).collect();
-                    Ok(ColumnarValue::Array(Arc::new(oids)))
-                }
-                other => Err(datafusion::error::DataFusionError::Plan(format!(
-                    "to_regtype takes a type's name, not {other:?}"
-                ))),
-            }
+            each_text(args, |name| ScalarValue::Int32(name.and_then(oid)))
         }),
     ));
     ctx.register_udf(create_udf(
@@ -189,6 +164,27 @@ fn like_pattern(pattern: &str, escape: &str) -> String {
         }
     }
     out
+}
+
+/// A function of one text argument, applied value by value; a scalar argument gives a scalar.
+fn each_text(
+    args: &[ColumnarValue],
+    f: impl Fn(Option<&str>) -> ScalarValue,
+) -> datafusion::error::Result<ColumnarValue> {
+    let scalar = matches!(args[0], ColumnarValue::Scalar(_));
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let texts = datafusion::common::cast::as_string_array(&arrays[0])?;
+    let mut values: Vec<ScalarValue> = texts.iter().map(&f).collect();
+    if scalar && !values.is_empty() {
+        return Ok(ColumnarValue::Scalar(values.swap_remove(0)));
+    }
+    if values.is_empty() {
+        let null = f(None);
+        return Ok(ColumnarValue::Array(datafusion::arrow::array::new_empty_array(
+            &null.data_type(),
+        )));
+    }
+    Ok(ColumnarValue::Array(ScalarValue::iter_to_array(values)?))
 }
 
 /// A function of any arguments with one answer.
