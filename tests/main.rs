@@ -1,6 +1,7 @@
 //! End-to-end tests: they run the `tributary` binary as a user would, on real files.
 
 mod cli;
+mod dashboards;
 mod generate;
 mod identity;
 mod ingest;

@@ -157,7 +157,7 @@ impl Drop for Server {
     }
 }
 
-fn password(user: &str) -> &'static str {
+pub fn password(user: &str) -> &'static str {
     USERS.iter().find(|(n, _, _)| *n == user).unwrap().2
 }
 

@@ -245,6 +245,12 @@ pub struct MetricsArgs {
     /// Only rows where a dimension has one of these values: DIMENSION=VALUE[,VALUE...]; repeatable.
     #[arg(long = "where", value_name = "DIMENSION=VALUES")]
     pub filters: Vec<String>,
+    /// Order by this measure, largest first.
+    #[arg(long, value_name = "MEASURE")]
+    pub order_by: Option<String>,
+    /// Print at most this many rows.
+    #[arg(long)]
+    pub limit: Option<u64>,
     /// Print the SQL and the tables it reads (to standard error) too.
     #[arg(long)]
     pub explain: bool,

@@ -56,7 +56,8 @@ pub async fn metrics(config: &Config, args: MetricsArgs) -> anyhow::Result<()> {
         from: date(&args.from, "from")?,
         to: date(&args.to, "to")?,
         filters,
-        limit: None,
+        order_by: args.order_by.clone(),
+        limit: args.limit,
     };
     let warehouse = Warehouse::new(DataDir::new(&config.data_dir), config.limits.clone())?;
     if args.explain {

@@ -223,5 +223,52 @@ pub async fn profile(warehouse: &Warehouse, who: &str) -> Result<Profile, Profil
         "category_mix".into(),
         Value::Array(mix.into_iter().map(Value::Object).collect()),
     );
+    // The history behind the measures: what the customer bought, month by month.
+    let history = json(
+        &warehouse
+            .sql(&format!(
+                "SELECT CAST(date_trunc('month', order_date) AS DATE) AS month, \
+                 SUM(net_amount) AS net_sales, COUNT(DISTINCT order_id) AS orders \
+                 FROM core.order_line WHERE customer_key = {key} AND status <> 'cancelled' \
+                 GROUP BY 1 ORDER BY 1"
+            ))
+            .await?
+            .batches,
+    )?;
+    profile.insert(
+        "history".into(),
+        Value::Array(history.into_iter().map(Value::Object).collect()),
+    );
     Ok(profile)
+}
+
+/// Customers whose name or CRM or ERP id contains `text` (ignoring case), best customers first:
+/// the search box of the dashboards. Reads only `marts.customer_7p`, as `caller`.
+pub async fn search(
+    warehouse: &Warehouse,
+    caller: &crate::access::Caller,
+    text: &str,
+    limit: u32,
+) -> Result<Vec<Map<String, Value>>, QueryError> {
+    let pattern = text
+        .trim()
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+        .replace('\'', "''");
+    let result = warehouse
+        .sql_as(
+            &format!(
+                "SELECT customer_key, name, crm_account_id, erp_customer_id, segment, region, rfm_segment, net_sales \
+                 FROM marts.customer_7p \
+                 WHERE lower(name) LIKE '%{pattern}%' ESCAPE '\\' OR lower(crm_account_id) LIKE '%{pattern}%' ESCAPE '\\' \
+                 OR lower(erp_customer_id) LIKE '%{pattern}%' ESCAPE '\\' OR CAST(customer_key AS VARCHAR) = '{pattern}' \
+                 ORDER BY net_sales DESC NULLS LAST, customer_key LIMIT {limit}"
+            ),
+            caller,
+            "http",
+        )
+        .await?;
+    json(&result.batches)
 }

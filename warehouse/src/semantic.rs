@@ -52,7 +52,8 @@ struct Source {
     from: &'static str,
     /// Rows that count (`WHERE`), if any.
     filter: &'static str,
-    /// The day column, or `None` for sources whose periods are already grains.
+    /// The day column, or `None` for sources whose periods are already grains and for snapshots
+    /// (the state at the last refresh: no day and no period, so no date dimension or range).
     day: Option<&'static str>,
     /// For per-grain rollups: the grain column and the period column.
     period: Option<(&'static str, &'static str)>,
@@ -134,7 +135,8 @@ const CAMPAIGN_TOUCHES: Source = Source {
     from: "core.campaign_touch t JOIN core.campaign k ON k.campaign_id = t.campaign_id \
            LEFT JOIN core.customer c ON c.customer_key = t.customer_key",
     filter: "NOT t.is_control",
-    day: Some("CAST(t.sent_at AS DATE)"),
+    // Control-group members are never sent anything: they count from the campaign's start.
+    day: Some("CAST(COALESCE(t.sent_at, k.started_at) AS DATE)"),
     period: None,
     grains: None,
     dimensions: &[
@@ -143,6 +145,125 @@ const CAMPAIGN_TOUCHES: Source = Source {
         ("region", "COALESCE(c.region, 'unknown')"),
         ("segment", "COALESCE(c.segment, 'unknown')"),
     ],
+};
+
+/// Campaign touches of the control groups held out, for uplift against the targeted.
+const CONTROL_TOUCHES: Source = Source {
+    name: "core.campaign_touch (control)",
+    from: CAMPAIGN_TOUCHES.from,
+    filter: "t.is_control",
+    day: CAMPAIGN_TOUCHES.day,
+    period: None,
+    grains: None,
+    dimensions: CAMPAIGN_TOUCHES.dimensions,
+};
+
+/// Campaigns themselves (their cost), dated by their start.
+const CAMPAIGNS: Source = Source {
+    name: "core.campaign",
+    from: "core.campaign k",
+    filter: "",
+    day: Some("CAST(k.started_at AS DATE)"),
+    period: None,
+    grains: None,
+    dimensions: &[("campaign", "k.name"), ("channel", "COALESCE(k.channel, 'unknown')")],
+};
+
+/// Opportunities, dated by creation, with the customer's region and segment.
+const OPPORTUNITIES: Source = Source {
+    name: "core.opportunity",
+    from: "core.opportunity o LEFT JOIN core.customer c ON c.customer_key = o.customer_key",
+    filter: "",
+    day: Some("CAST(o.created_at AS DATE)"),
+    period: None,
+    grains: None,
+    dimensions: &[
+        ("stage", "COALESCE(o.stage, 'unknown')"),
+        ("region", "COALESCE(c.region, 'unknown')"),
+        ("segment", "COALESCE(c.segment, 'unknown')"),
+    ],
+};
+
+/// Leads, dated by creation (a lead has a country but no customer yet, so no region or segment).
+const LEADS: Source = Source {
+    name: "core.lead",
+    from: "core.lead d",
+    filter: "",
+    day: Some("CAST(d.created_at AS DATE)"),
+    period: None,
+    grains: None,
+    dimensions: &[
+        ("lead_source", "COALESCE(d.source, 'unknown')"),
+        ("lead_status", "COALESCE(d.status, 'unknown')"),
+    ],
+};
+
+/// Stock snapshots per product and location.
+const STOCK: Source = Source {
+    name: "core.inventory_snapshot",
+    from: "core.inventory_snapshot i",
+    filter: "",
+    day: Some("i.snapshot_date"),
+    period: None,
+    grains: None,
+    dimensions: &[("product", "i.sku")],
+};
+
+/// Cohort retention: the date is the cohort's first-purchase month.
+const COHORTS: Source = Source {
+    name: "marts.cohort_retention",
+    from: "marts.cohort_retention r",
+    filter: "",
+    day: Some("r.cohort_month"),
+    period: None,
+    grains: Some(&[Grain::Month, Grain::Quarter, Grain::Year]),
+    dimensions: &[("months_since_first", "r.period")],
+};
+
+/// Customers as of the last refresh (a snapshot).
+const CUSTOMERS: Source = Source {
+    name: "marts.customer_7p",
+    from: "marts.customer_7p p",
+    filter: "",
+    day: None,
+    period: None,
+    grains: None,
+    dimensions: &[
+        ("region", "COALESCE(p.region, 'unknown')"),
+        ("segment", "COALESCE(p.segment, 'unknown')"),
+        ("rfm_segment", "COALESCE(p.rfm_segment, 'no purchase')"),
+    ],
+};
+
+/// Lifetime values from the last lifetime job (a snapshot).
+const LIFETIME: Source = Source {
+    name: "ml.customer_lifetime",
+    from: "ml.customer_lifetime v JOIN core.customer c ON c.customer_key = v.customer_key",
+    filter: "",
+    day: None,
+    period: None,
+    grains: None,
+    dimensions: &[
+        ("region", "COALESCE(c.region, 'unknown')"),
+        ("segment", "COALESCE(c.segment, 'unknown')"),
+        (
+            "clv_band",
+            "CASE WHEN v.clv < 100 THEN 0 WHEN v.clv < 250 THEN 100 WHEN v.clv < 500 THEN 250 \
+             WHEN v.clv < 1000 THEN 500 WHEN v.clv < 2500 THEN 1000 WHEN v.clv < 5000 THEN 2500 \
+             WHEN v.clv < 10000 THEN 5000 WHEN v.clv < 25000 THEN 10000 ELSE 25000 END",
+        ),
+    ],
+};
+
+/// Product association rules from the last refresh (a snapshot): product => bought_with.
+const ASSOCIATIONS: Source = Source {
+    name: "marts.product_association",
+    from: "marts.product_association a",
+    filter: "a.level = 'product'",
+    day: None,
+    period: None,
+    grains: None,
+    dimensions: &[("product", "a.antecedent"), ("bought_with", "a.consequent")],
 };
 
 /// A measure: an aggregate per source that can answer it, in order of preference.
@@ -274,6 +395,125 @@ pub const MEASURES: &[Measure] = &[
             "SUM(CASE WHEN t.converted THEN t.converted_revenue ELSE 0 END)",
         )],
     },
+    Measure {
+        name: "control_touches",
+        description: "Campaign messages held back from control-group customers",
+        answers: &[(&CONTROL_TOUCHES, "COUNT(*)")],
+    },
+    Measure {
+        name: "control_responses",
+        description: "Control-group customers who responded anyway",
+        answers: &[(&CONTROL_TOUCHES, "SUM(CASE WHEN t.responded THEN 1 ELSE 0 END)")],
+    },
+    Measure {
+        name: "control_conversions",
+        description: "Control-group customers who bought anyway",
+        answers: &[(&CONTROL_TOUCHES, "SUM(CASE WHEN t.converted THEN 1 ELSE 0 END)")],
+    },
+    Measure {
+        name: "campaigns",
+        description: "Campaigns started",
+        answers: &[(&CAMPAIGNS, "COUNT(*)")],
+    },
+    Measure {
+        name: "campaign_cost",
+        description: "Actual cost of the campaigns started (the budget where no cost is booked)",
+        answers: &[(&CAMPAIGNS, "SUM(k.cost)")],
+    },
+    Measure {
+        name: "opportunities",
+        description: "Opportunities created",
+        answers: &[(&OPPORTUNITIES, "COUNT(*)")],
+    },
+    Measure {
+        name: "open_pipeline",
+        description: "Amount of the opportunities still open",
+        answers: &[(&OPPORTUNITIES, "SUM(CASE WHEN o.is_closed THEN 0 ELSE o.amount END)")],
+    },
+    Measure {
+        name: "weighted_pipeline",
+        description: "Amount of the open opportunities weighted by their win probability",
+        answers: &[(
+            &OPPORTUNITIES,
+            "SUM(CASE WHEN o.is_closed THEN 0 ELSE o.weighted_amount END)",
+        )],
+    },
+    Measure {
+        name: "closed_opportunities",
+        description: "Opportunities closed, won or lost",
+        answers: &[(&OPPORTUNITIES, "SUM(CASE WHEN o.is_closed THEN 1 ELSE 0 END)")],
+    },
+    Measure {
+        name: "won_opportunities",
+        description: "Opportunities closed as won",
+        answers: &[(&OPPORTUNITIES, "SUM(CASE WHEN o.is_won THEN 1 ELSE 0 END)")],
+    },
+    Measure {
+        name: "won_amount",
+        description: "Amount of the opportunities won",
+        answers: &[(&OPPORTUNITIES, "SUM(CASE WHEN o.is_won THEN o.amount ELSE 0 END)")],
+    },
+    Measure {
+        name: "leads",
+        description: "Leads created",
+        answers: &[(&LEADS, "COUNT(*)")],
+    },
+    Measure {
+        name: "converted_leads",
+        description: "Leads that became customers",
+        answers: &[(&LEADS, "SUM(CASE WHEN d.is_converted THEN 1 ELSE 0 END)")],
+    },
+    Measure {
+        name: "stock_on_hand",
+        description: "Units in stock over all locations, averaged over the snapshot days of the period",
+        answers: &[(
+            &STOCK,
+            "CAST(SUM(i.on_hand) AS DOUBLE) / COUNT(DISTINCT i.snapshot_date)",
+        )],
+    },
+    Measure {
+        name: "stock_on_order",
+        description: "Units on order over all locations, averaged over the snapshot days of the period",
+        answers: &[(
+            &STOCK,
+            "CAST(SUM(i.on_order) AS DOUBLE) / COUNT(DISTINCT i.snapshot_date)",
+        )],
+    },
+    Measure {
+        name: "cohort_customers",
+        description: "Customers in the cohorts (by first-purchase month), once per month since the first purchase",
+        answers: &[(&COHORTS, "SUM(r.cohort_size)")],
+    },
+    Measure {
+        name: "cohort_active_customers",
+        description: "Customers of the cohorts who bought again the given number of months after their first purchase",
+        answers: &[(&COHORTS, "SUM(r.active_customers)")],
+    },
+    Measure {
+        name: "customers",
+        description: "Customers, as of the last refresh",
+        answers: &[(&CUSTOMERS, "COUNT(*)")],
+    },
+    Measure {
+        name: "valued_customers",
+        description: "Customers with a lifetime value from the last lifetime job",
+        answers: &[(&LIFETIME, "COUNT(*)")],
+    },
+    Measure {
+        name: "lifetime_value",
+        description: "Discounted expected margin of the coming months (BG/NBD and Gamma-Gamma), summed",
+        answers: &[(&LIFETIME, "SUM(v.clv)")],
+    },
+    Measure {
+        name: "orders_together",
+        description: "Orders holding both products of a pair (group by product and bought_with)",
+        answers: &[(&ASSOCIATIONS, "SUM(a.orders_with_both)")],
+    },
+    Measure {
+        name: "orders_with_product",
+        description: "Orders holding the first product of a pair",
+        answers: &[(&ASSOCIATIONS, "SUM(a.orders_with_antecedent)")],
+    },
 ];
 
 /// Every ratio.
@@ -320,6 +560,62 @@ pub const RATIOS: &[Ratio] = &[
         denominator: "touches",
         complement: false,
     },
+    Ratio {
+        name: "control_response_rate",
+        description: "Responses per control-group customer",
+        numerator: "control_responses",
+        denominator: "control_touches",
+        complement: false,
+    },
+    Ratio {
+        name: "control_conversion_rate",
+        description: "Conversions per control-group customer",
+        numerator: "control_conversions",
+        denominator: "control_touches",
+        complement: false,
+    },
+    Ratio {
+        name: "return_on_cost",
+        description: "Attributed revenue per unit of campaign cost",
+        numerator: "attributed_revenue",
+        denominator: "campaign_cost",
+        complement: false,
+    },
+    Ratio {
+        name: "win_rate",
+        description: "Won opportunities per closed opportunity",
+        numerator: "won_opportunities",
+        denominator: "closed_opportunities",
+        complement: false,
+    },
+    Ratio {
+        name: "lead_conversion_rate",
+        description: "Converted leads per lead",
+        numerator: "converted_leads",
+        denominator: "leads",
+        complement: false,
+    },
+    Ratio {
+        name: "cohort_retention",
+        description: "Share of the cohorts' customers who bought in the given month since their first purchase",
+        numerator: "cohort_active_customers",
+        denominator: "cohort_customers",
+        complement: false,
+    },
+    Ratio {
+        name: "average_lifetime_value",
+        description: "Lifetime value per valued customer",
+        numerator: "lifetime_value",
+        denominator: "valued_customers",
+        complement: false,
+    },
+    Ratio {
+        name: "association_confidence",
+        description: "Share of the orders with the product that also hold the one bought with it",
+        numerator: "orders_together",
+        denominator: "orders_with_product",
+        complement: false,
+    },
 ];
 
 /// Every dimension: `date` (at the query's grain) and these.
@@ -331,6 +627,19 @@ pub const DIMENSIONS: &[(&str, &str)] = &[
     ("region", "Customer's region"),
     ("segment", "Customer segment"),
     ("campaign", "Campaign name"),
+    ("stage", "Opportunity stage"),
+    ("lead_source", "Where a lead came from"),
+    ("lead_status", "A lead's status"),
+    (
+        "months_since_first",
+        "Months since a cohort's first purchase (0 = the first month)",
+    ),
+    ("rfm_segment", "RFM segment of the customer, as of the last refresh"),
+    (
+        "clv_band",
+        "Lower bound of the customer's lifetime-value band (0, 100, 250, 500, 1000, ...)",
+    ),
+    ("bought_with", "The other product of a frequently-bought-together pair"),
 ];
 
 /// Only these values of a dimension.
@@ -364,7 +673,11 @@ pub struct MetricQuery {
     /// Only rows with these dimension values.
     #[serde(default)]
     pub filters: Vec<Filter>,
-    /// Most rows returned (after ordering by the dimensions).
+    /// A measure of the query to order by, largest first (ties, and by default everything, by
+    /// the dimensions).
+    #[serde(default)]
+    pub order_by: Option<String>,
+    /// Most rows returned (after ordering).
     #[serde(default)]
     pub limit: Option<u64>,
 }
@@ -391,6 +704,9 @@ pub enum MetricError {
     /// A query with no measures.
     #[error("ask for at least one measure")]
     NoMeasure,
+    /// `order_by` names something the query does not ask for.
+    #[error("order_by {0:?} is not one of the query's measures")]
+    UnknownOrder(String),
     /// Running the query failed.
     #[error(transparent)]
     Query(#[from] QueryError),
@@ -412,6 +728,10 @@ fn quote(value: &str) -> String {
 }
 
 impl Source {
+    fn is_snapshot(&self) -> bool {
+        self.day.is_none() && self.period.is_none()
+    }
+
     fn dimension(&self, name: &str) -> Option<&'static str> {
         self.dimensions.iter().find(|(d, _)| *d == name).map(|(_, e)| *e)
     }
@@ -427,7 +747,9 @@ impl Source {
         // A per-grain rollup answers a date range only through its periods: with no date
         // dimension it would add periods up, which distinct counts do not allow.
         let period_ok = self.period.is_none() || uses_date;
-        dims_ok && grain_ok && period_ok
+        // A snapshot has one state, the last refresh: no dates to group by or limit.
+        let snapshot_ok = !self.is_snapshot() || (!uses_date && query.from.is_none() && query.to.is_none());
+        dims_ok && grain_ok && period_ok && snapshot_ok
     }
 
     /// `SELECT dims, measures FROM ... WHERE ... GROUP BY dims` for this source.
@@ -438,7 +760,7 @@ impl Source {
                 match (self.day, self.period) {
                     (_, Some((_, period))) => period.to_string(),
                     (Some(day), None) => format!("CAST(date_trunc('{}', {day}) AS DATE)", query.grain.name()),
-                    (None, None) => unreachable!("every source has a day or a period"),
+                    (None, None) => unreachable!("can_answer keeps dates away from snapshots"),
                 }
             } else {
                 self.dimension(d).expect("checked by can_answer").to_string()
@@ -455,15 +777,15 @@ impl Source {
         let day = match (self.day, self.period) {
             (_, Some((grain, period))) => {
                 conditions.push(format!("{grain} = '{}'", query.grain.name()));
-                period
+                Some(period)
             }
-            (Some(day), None) => day,
-            (None, None) => unreachable!("every source has a day or a period"),
+            (Some(day), None) => Some(day),
+            (None, None) => None,
         };
-        if let Some(from) = query.from {
+        if let (Some(day), Some(from)) = (day, query.from) {
             conditions.push(format!("{day} >= DATE '{from}'"));
         }
-        if let Some(to) = query.to {
+        if let (Some(day), Some(to)) = (day, query.to) {
             conditions.push(format!("{day} <= DATE '{to}'"));
         }
         for filter in &query.filters {
@@ -487,6 +809,11 @@ impl Source {
 pub fn plan(query: &MetricQuery) -> Result<(String, Vec<&'static str>), MetricError> {
     if query.measures.is_empty() {
         return Err(MetricError::NoMeasure);
+    }
+    if let Some(order) = &query.order_by
+        && !query.measures.contains(order)
+    {
+        return Err(MetricError::UnknownOrder(order.clone()));
     }
     let known_dimensions = || DIMENSIONS.iter().map(|(d, _)| *d).collect::<Vec<_>>().join(", ");
     for d in query
@@ -538,13 +865,21 @@ pub fn plan(query: &MetricQuery) -> Result<(String, Vec<&'static str>), MetricEr
             if grouped.contains(&"date") {
                 asked.push(format!("{} grain", query.grain.name()));
             }
+            if query.from.is_some() || query.to.is_some() {
+                asked.push("a date range".into());
+            }
             let available: Vec<String> = measure
                 .answers
                 .iter()
                 .map(|(s, _)| {
-                    let mut dims: Vec<&str> = vec!["date"];
+                    let mut dims: Vec<&str> = if s.is_snapshot() { vec![] } else { vec!["date"] };
                     dims.extend(s.dimensions.iter().map(|(d, _)| *d));
-                    format!("{} by {}", s.name, dims.join(", "))
+                    let when = if s.is_snapshot() {
+                        " (a snapshot of the last refresh, with no dates)"
+                    } else {
+                        ""
+                    };
+                    format!("{} by {}{when}", s.name, dims.join(", "))
                 })
                 .collect();
             return Err(MetricError::Unsupported {
@@ -617,8 +952,12 @@ pub fn plan(query: &MetricQuery) -> Result<(String, Vec<&'static str>), MetricEr
         columns.push(format!("{expr} AS \"{name}\""));
     }
     let mut sql = format!("WITH {} SELECT {} FROM {from}", ctes.join(", "), columns.join(", "));
-    if !grouped.is_empty() {
-        let order: Vec<String> = (1..=grouped.len()).map(|i| i.to_string()).collect();
+    let mut order: Vec<String> = Vec::new();
+    if let Some(measure) = &query.order_by {
+        order.push(format!("\"{measure}\" DESC NULLS LAST"));
+    }
+    order.extend((1..=grouped.len()).map(|i| i.to_string()));
+    if !order.is_empty() {
         sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
     }
     if let Some(limit) = query.limit {
@@ -694,5 +1033,49 @@ mod tests {
         // Summing per-period distinct counts over a range would count a customer once per period.
         let (_, sources) = plan(&query(&["active_customers"], &["region"])).unwrap();
         assert_eq!(sources, vec!["core.order_line"]);
+    }
+
+    #[test]
+    fn snapshots_take_no_dates_and_say_so() {
+        let (_, sources) = plan(&query(&["customers"], &["segment"])).unwrap();
+        assert_eq!(sources, vec!["marts.customer_7p"]);
+        let dated = MetricQuery {
+            from: chrono::NaiveDate::from_ymd_opt(2025, 1, 1),
+            ..query(&["customers"], &["segment"])
+        };
+        let refused = plan(&dated).unwrap_err().to_string();
+        assert!(
+            refused.contains("a date range") && refused.contains("snapshot"),
+            "{refused}"
+        );
+        let refused = plan(&query(&["lifetime_value"], &["date"])).unwrap_err().to_string();
+        assert!(refused.contains("snapshot"), "{refused}");
+    }
+
+    #[test]
+    fn ratios_across_sources_join_on_the_dimensions_and_order_by_a_measure() {
+        let ordered = MetricQuery {
+            order_by: Some("attributed_revenue".into()),
+            limit: Some(5),
+            ..query(&["attributed_revenue", "return_on_cost"], &["campaign"])
+        };
+        let (sql, sources) = plan(&ordered).unwrap();
+        assert_eq!(sources, vec!["core.campaign_touch", "core.campaign"]);
+        assert!(
+            sql.contains("FULL JOIN p1 ON (p0.\"campaign\" IS NOT DISTINCT FROM p1.\"campaign\")"),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with("ORDER BY \"attributed_revenue\" DESC NULLS LAST, 1 LIMIT 5"),
+            "{sql}"
+        );
+        let wrong = MetricQuery {
+            order_by: Some("revenue".into()),
+            ..query(&["touches"], &[])
+        };
+        assert!(matches!(plan(&wrong), Err(MetricError::UnknownOrder(_))));
+        // Control groups and targeted customers are separate parts of one answer.
+        let (_, sources) = plan(&query(&["conversion_rate", "control_conversion_rate"], &["channel"])).unwrap();
+        assert_eq!(sources, vec!["core.campaign_touch", "core.campaign_touch (control)"]);
     }
 }

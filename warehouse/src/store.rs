@@ -121,6 +121,18 @@ impl Store {
             .max()
     }
 
+    /// When the newest version was committed (its commit file's modification time): how fresh
+    /// the table is, for the operations dashboard.
+    pub fn updated_at(&self, layer: Layer, name: &str) -> Option<std::time::SystemTime> {
+        let version = self.latest_version(layer, name)?;
+        let commit = self
+            .dir
+            .table(layer, name)
+            .join("_delta_log")
+            .join(format!("{version:020}.json"));
+        std::fs::metadata(commit).ok()?.modified().ok()
+    }
+
     /// Every table that exists, by layer then name.
     pub fn tables(&self) -> Vec<(Layer, String)> {
         let mut found = Vec::new();

@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sql", post(sql))
         .route("/api/v1/tables", get(tables))
         .route("/api/v1/tables/{table}", get(table))
+        .route("/api/v1/customers", get(customers))
         .route("/api/v1/customers/{key}/profile", get(profile))
         .route("/api/v1/churn", get(churn))
         .route("/api/v1/forecasts/{kind}", get(forecasts))
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/ingest/{pipeline}", post(ingest))
         .route("/api/v1/jobs", get(jobs))
         .route("/api/v1/jobs/{name}/run", post(run_job))
+        .merge(super::web::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint; GET /openapi.json lists them") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -206,6 +208,9 @@ async fn tables(State(state): State<AppState>, Signed(caller): Signed) -> Json<V
                 "schema": layer.name(),
                 "name": name,
                 "version": store.latest_version(layer, &name),
+                "updated_at": store
+                    .updated_at(layer, &name)
+                    .map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339()),
             })
         })
         .collect();
@@ -262,6 +267,26 @@ async fn table(
     })))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchParams {
+    search: String,
+    limit: Option<u32>,
+}
+
+async fn customers(
+    State(state): State<AppState>,
+    Signed(caller): Signed,
+    Query(params): Query<SearchParams>,
+) -> Result<Json<Value>, ApiError> {
+    if params.search.trim().is_empty() {
+        return Err(ApiError::bad_request("give some text to search for: ?search=..."));
+    }
+    let limit = params.limit.unwrap_or(20).clamp(1, 1_000);
+    let found = tributary_warehouse::profile::search(&state.warehouse, &caller, &params.search, limit).await?;
+    Ok(Json(json!({ "customers": found })))
+}
+
 async fn profile(
     State(state): State<AppState>,
     Signed(caller): Signed,
@@ -287,6 +312,8 @@ async fn profile(
 #[serde(deny_unknown_fields)]
 struct ChurnParams {
     limit: Option<u32>,
+    region: Option<String>,
+    segment: Option<String>,
 }
 
 async fn churn(
@@ -300,10 +327,24 @@ async fn churn(
         ));
     }
     let limit = params.limit.unwrap_or(50).clamp(1, 10_000);
+    let conditions: Vec<String> = [("region", &params.region), ("segment", &params.segment)]
+        .iter()
+        .filter_map(|(column, value)| value.as_ref().map(|v| format!("p.{column} = {}", quote(v))))
+        .collect();
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    // Names, segments and regions from the 7P mart, which every role may read.
     let rows = rows_for(
         &state,
         &caller,
-        &format!("SELECT * FROM ml.churn_score ORDER BY churn_score DESC, customer_key LIMIT {limit}"),
+        &format!(
+            "SELECT s.*, p.name, p.segment, p.region FROM ml.churn_score s \
+             LEFT JOIN marts.customer_7p p ON p.customer_key = s.customer_key{filter} \
+             ORDER BY s.churn_score DESC, s.customer_key LIMIT {limit}"
+        ),
     )
     .await?;
     Ok(Json(json!({ "customers": rows })))

@@ -7,6 +7,7 @@ pub mod http;
 pub mod pg;
 mod pg_functions;
 pub mod results;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
