@@ -119,6 +119,7 @@ pub struct Warehouse {
     turns: Arc<Semaphore>,
     opened: Arc<OpenedTables>,
     query_log: Option<QueryLog>,
+    answers: Arc<crate::result_cache::ResultCache>,
 }
 
 /// Tables opened at a version, kept so that the next query needs no new read of their logs: a
@@ -237,6 +238,9 @@ impl Warehouse {
             .build_arc()
             .map_err(|e| QueryError::Execution(e.to_string()))?;
         let turns = Arc::new(Semaphore::new(limits.max_concurrent_queries.max(1) as usize));
+        // Composed answers are small (aggregates, top lists): a sixteenth of the pool, at most
+        // 128 MiB, holds thousands of them.
+        let answers = (bytes / 16).min(128 << 20);
         Ok(Self {
             store: Store::new(dir),
             limits,
@@ -244,6 +248,7 @@ impl Warehouse {
             turns,
             opened: Arc::default(),
             query_log: None,
+            answers: Arc::new(crate::result_cache::ResultCache::new(answers)),
         })
     }
 
@@ -520,6 +525,50 @@ impl Warehouse {
         })
     }
 
+    /// [`Warehouse::sql_as`] for a query the API composed itself, answered from the result cache
+    /// while every table it reads is at the version it was answered at (see
+    /// [`crate::result_cache`]). Answers from the cache are logged like any other query.
+    pub async fn sql_cached(&self, query: &str, caller: &Caller, protocol: &str) -> Result<QueryResult, QueryError> {
+        let Some(versions) = self.versions_read(query) else {
+            return self.sql_as(query, caller, protocol).await;
+        };
+        if let Some(mut result) = self.answers.get(caller.role, query, &versions) {
+            let mut stream = self.stream(query, caller, protocol);
+            stream.rows = result.rows;
+            stream.bytes = result.batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
+            result.elapsed = stream.started.elapsed();
+            stream.finish(None);
+            return Ok(result);
+        }
+        let result = self.sql_as(query, caller, protocol).await?;
+        self.answers.put(caller.role, query, versions, &result);
+        Ok(result)
+    }
+
+    /// The newest version of every warehouse table `query` names, or `None` when it names none
+    /// or something else (catalog views, unknown schemas), which is then never cached.
+    fn versions_read(&self, query: &str) -> Option<crate::result_cache::TableVersions> {
+        let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
+        let mut statements = datafusion::sql::parser::DFParser::parse_sql_with_dialect(query, &dialect).ok()?;
+        if statements.len() != 1 {
+            return None;
+        }
+        let statement = statements.pop_front()?;
+        // Relations come back sorted and without the query's own CTE names.
+        let (relations, _) = datafusion::sql::resolve::resolve_table_references(&statement, true).ok()?;
+        if relations.is_empty() {
+            return None;
+        }
+        let mut versions = Vec::with_capacity(relations.len());
+        for relation in relations {
+            let layer = Layer::ALL.into_iter().find(|l| Some(l.name()) == relation.schema())?;
+            let name = relation.table().to_string();
+            let version = self.store.latest_version(layer, &name);
+            versions.push((layer, name, version));
+        }
+        Some(versions)
+    }
+
     /// Run one query under every limit, as the local operator, and collect its result.
     pub async fn sql(&self, query: &str) -> Result<QueryResult, QueryError> {
         self.sql_as(query, &Caller::local(), "cli").await
@@ -701,5 +750,32 @@ fn classify(error: DataFusionError, limits: &QueryLimits) -> QueryError {
             QueryError::Sql(root.to_string())
         }
         _ => QueryError::Execution(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_composed_query_is_keyed_by_the_tables_it_reads_not_its_ctes() {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = Warehouse::new(DataDir::new(dir.path()), QueryLimits::default()).unwrap();
+        let (sql, _) = crate::semantic::plan(&crate::semantic::MetricQuery {
+            measures: vec!["revenue".into(), "average_order_value".into()],
+            dimensions: vec!["region".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let read = warehouse.versions_read(&sql).unwrap();
+        let names: Vec<String> = read.iter().map(|(l, n, _)| format!("{l}.{n}")).collect();
+        assert_eq!(names, vec!["marts.orders_daily", "marts.sales_daily"], "{sql}");
+        // Catalog views and table-less queries are not cached.
+        assert!(
+            warehouse
+                .versions_read("SELECT * FROM information_schema.tables")
+                .is_none()
+        );
+        assert!(warehouse.versions_read("SELECT 1").is_none());
     }
 }

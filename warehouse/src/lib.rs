@@ -25,5 +25,6 @@ pub mod limits;
 pub mod profile;
 pub mod query_log;
 pub mod refresh;
+pub mod result_cache;
 pub mod semantic;
 pub mod store;

@@ -984,7 +984,9 @@ pub async fn query_metrics_for(
         user: user.to_string(),
         role: crate::access::Role::Admin,
     };
-    let result = warehouse.sql_as(&sql, &caller, protocol).await?;
+    // Composed here, deterministic, and asked again by every dashboard: cached until a table
+    // it reads gets a new version.
+    let result = warehouse.sql_cached(&sql, &caller, protocol).await?;
     Ok(MetricResult { result, sql, sources })
 }
 
