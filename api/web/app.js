@@ -184,6 +184,11 @@
     parent.appendChild(section);
   }
 
+  /** Headline figures that could not be fetched: one error panel in their place. */
+  function kpiError(kpis, error) {
+    kpis.appendChild(el("section", { class: "panel", "data-panel": "kpis", "data-state": "error" }, `<p>${esc(error.message)}</p>`));
+  }
+
   function table(body, columns, rows) {
     const head = columns.map((c) => `<th class="${c.num ? "num" : ""}">${esc(c.label)}</th>`).join("");
     const lines = rows
@@ -236,6 +241,19 @@
     const values = series.map((s) => s.values.map((v) => (v === null || v === undefined ? null : Number(v))));
     const chart = new uPlot(options, [x, ...values], box);
     return register(chart, box, x.length);
+  }
+
+  /**
+   * The 95% and 80% bounds of a forecast as four series (upper, lower, upper, lower), for a
+   * chart whose bands are [[n, n + 1], [n + 2, n + 3]]; `pick(column)` gives a bound's values.
+   */
+  function intervalSeries(pick) {
+    return [
+      { label: "Upper 95%", values: pick("upper_95"), color: "rgba(191,91,4,0.3)", width: 1, band: true },
+      { label: "Lower 95%", values: pick("lower_95"), color: "rgba(191,91,4,0.3)", width: 1, band: true },
+      { label: "Upper 80%", values: pick("upper_80"), color: "rgba(191,91,4,0.5)", width: 1, band: true },
+      { label: "Lower 80%", values: pick("lower_80"), color: "rgba(191,91,4,0.5)", width: 1, band: true },
+    ];
   }
 
   /** A bar chart of one measure per label, with optional further series drawn as lines. */
@@ -309,9 +327,7 @@
       kpi(kpis, "kpi-gross-margin-rate", "Gross margin rate", a.gross_margin_rate, b.gross_margin_rate, pct);
       kpi(kpis, "kpi-active-customers", "Active customers", a.active_customers, b.active_customers, num);
       kpi(kpis, "kpi-churn-rate", "Churn rate", (churnNow[0] || {}).churn_rate, (churnBefore[0] || {}).churn_rate, pct, false);
-    })().catch((error) => {
-      kpis.appendChild(el("section", { class: "panel", "data-panel": "kpis", "data-state": "error" }, `<p>${esc(error.message)}</p>`));
-    });
+    })().catch((error) => kpiError(kpis, error));
     const note = ignoredFilters(["region", "channel", "segment"]);
     const work = [kpiWork];
     work.push(
@@ -351,10 +367,7 @@
           [
             { label: "Actual revenue", values: months.map((m) => (a.has(m) ? a.get(m) : null)), color: COLORS[0] },
             { label: "Forecast", values: pick("forecast"), color: COLORS[6], dash: [6, 4] },
-            { label: "Upper 95%", values: pick("upper_95"), color: "rgba(191,91,4,0.3)", width: 1, band: true },
-            { label: "Lower 95%", values: pick("lower_95"), color: "rgba(191,91,4,0.3)", width: 1, band: true },
-            { label: "Upper 80%", values: pick("upper_80"), color: "rgba(191,91,4,0.5)", width: 1, band: true },
-            { label: "Lower 80%", values: pick("lower_80"), color: "rgba(191,91,4,0.5)", width: 1, band: true },
+            ...intervalSeries(pick),
           ],
           { bands: [[3, 4], [5, 6]] },
         );
@@ -576,10 +589,7 @@
         return timeChart(body, weeks, [
           { label: `Units of ${sku}`, values: weeks.map((w) => (h.has(w) ? h.get(w) : null)) },
           { label: "Forecast", values: pick("forecast"), color: COLORS[6], dash: [6, 4] },
-          { label: "Upper 95%", values: pick("upper_95"), color: "rgba(191,91,4,0.3)", width: 1, band: true },
-          { label: "Lower 95%", values: pick("lower_95"), color: "rgba(191,91,4,0.3)", width: 1, band: true },
-          { label: "Upper 80%", values: pick("upper_80"), color: "rgba(191,91,4,0.5)", width: 1, band: true },
-          { label: "Lower 80%", values: pick("lower_80"), color: "rgba(191,91,4,0.5)", width: 1, band: true },
+          ...intervalSeries(pick),
         ], { bands: [[3, 4], [5, 6]] });
       }, { note: "The last 26 weeks to the end of the date range, then the forecast. " + ignoredFilters(["region"], false) }),
     );
@@ -651,7 +661,7 @@
         kpis.lastChild.querySelector(".change").textContent = `control group: ${pct(t.control_conversion_rate)} (lift ${t.conversion_rate !== null && t.control_conversion_rate !== null ? ((t.conversion_rate - t.control_conversion_rate) * 100).toFixed(1) + " points" : "–"})`;
         kpi(kpis, "kpi-attributed-revenue", "Attributed revenue", t.attributed_revenue, null, short);
         kpi(kpis, "kpi-return-on-cost", "Revenue per unit of cost", k.return_on_cost, null, (v) => (v === null || v === undefined ? "–" : decimal.format(v) + "×"));
-      })().catch((error) => kpis.appendChild(el("section", { class: "panel", "data-panel": "kpis", "data-state": "error" }, `<p>${esc(error.message)}</p>`))),
+      })().catch((error) => kpiError(kpis, error)),
     );
     work.push(
       panel(grid, "campaign-roi", "Attributed revenue and cost by campaign", async (body) => {
@@ -719,7 +729,7 @@
         kpi(kpis, "kpi-weighted-pipeline", "Weighted pipeline", a.weighted_pipeline, null, short);
         kpi(kpis, "kpi-win-rate", "Win rate", a.win_rate, null, pct);
         kpi(kpis, "kpi-lead-conversion", "Lead conversion", b.lead_conversion_rate, null, pct);
-      })().catch((error) => kpis.appendChild(el("section", { class: "panel", "data-panel": "kpis", "data-state": "error" }, `<p>${esc(error.message)}</p>`))),
+      })().catch((error) => kpiError(kpis, error)),
     );
     const note = "Opportunities created in the date range. " + ignoredFilters(["region", "segment"]);
     work.push(

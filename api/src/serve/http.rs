@@ -328,15 +328,7 @@ async fn churn(
         ));
     }
     let limit = params.limit.unwrap_or(50).clamp(1, 10_000);
-    let conditions: Vec<String> = [("region", &params.region), ("segment", &params.segment)]
-        .iter()
-        .filter_map(|(column, value)| value.as_ref().map(|v| format!("p.{column} = {}", quote(v))))
-        .collect();
-    let filter = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conditions.join(" AND "))
-    };
+    let filter = where_equal(&[("p.region", &params.region), ("p.segment", &params.segment)]);
     // Names, segments and regions from the 7P mart, which every role may read.
     let rows = rows_for(
         &state,
@@ -364,6 +356,19 @@ struct ForecastParams {
 
 fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
+}
+
+/// ` WHERE column = 'value' AND ...` for the parameters given, or nothing when none is.
+fn where_equal(filters: &[(&str, &Option<String>)]) -> String {
+    let conditions: Vec<String> = filters
+        .iter()
+        .filter_map(|(column, value)| value.as_ref().map(|v| format!("{column} = {}", quote(v))))
+        .collect();
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    }
 }
 
 async fn forecasts(
@@ -399,15 +404,7 @@ async fn forecasts(
             "no {kind} forecast yet: run the {table} job (tributary jobs run {table})"
         )));
     }
-    let conditions: Vec<String> = filters
-        .iter()
-        .filter_map(|(column, value)| value.as_ref().map(|v| format!("{column} = {}", quote(v))))
-        .collect();
-    let filter = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conditions.join(" AND "))
-    };
+    let filter = where_equal(&filters);
     let limit = params.limit.unwrap_or(10_000).clamp(1, 100_000);
     let rows = rows_for(
         &state,
