@@ -152,6 +152,51 @@ fn ingest_builds_the_marts_they_reconcile_and_profile_prints_seven_ps() {
     assert!(fact_rows.len() > 12, "{from_facts}");
     assert_eq!(rollup_rows, fact_rows, "rollups and facts disagree");
 
+    // Campaigns the same way: the rollup's touches, conversions and control groups equal the
+    // touches themselves.
+    let answered = run(
+        tributary().args([
+            "--data-dir",
+            &d,
+            "metrics",
+            "touches,conversions,attributed_revenue,control_touches,control_conversions",
+            "--by",
+            "campaign,region",
+            "--explain",
+            "--format",
+            "csv",
+        ]),
+        true,
+    );
+    assert!(
+        stderr(&answered).contains("-- reads marts.campaign_daily"),
+        "{}",
+        stderr(&answered)
+    );
+    let from_touches = stdout(&run(
+        tributary().args([
+            "--data-dir",
+            &d,
+            "sql",
+            "SELECT k.name, COALESCE(c.region, 'unknown'), \
+             SUM(CASE WHEN NOT t.is_control THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN NOT t.is_control AND t.converted THEN 1 ELSE 0 END), \
+             CAST(SUM(CASE WHEN NOT t.is_control AND t.converted THEN t.converted_revenue ELSE 0 END) AS DECIMAL(18, 2)), \
+             SUM(CASE WHEN t.is_control THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN t.is_control AND t.converted THEN 1 ELSE 0 END) \
+             FROM core.campaign_touch t JOIN core.campaign k ON k.campaign_id = t.campaign_id \
+             LEFT JOIN core.customer c ON c.customer_key = t.customer_key GROUP BY 1, 2 ORDER BY 1, 2",
+            "--format",
+            "csv",
+        ]),
+        true,
+    ));
+    let rollup_text = stdout(&answered);
+    let rollup_rows: Vec<&str> = rollup_text.lines().skip(1).collect();
+    let touch_rows: Vec<&str> = from_touches.lines().skip(1).collect();
+    assert!(touch_rows.len() > 5, "{from_touches}");
+    assert_eq!(rollup_rows, touch_rows, "the campaign rollup and the touches disagree");
+
     let missing = run(
         tributary().args(["--data-dir", &d, "profile", "nobody@nowhere.example"]),
         false,

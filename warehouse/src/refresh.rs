@@ -98,6 +98,7 @@ pub const MARTS: &[Derived] = derived!(
     "orders_daily",
     "active_customers",
     "churn_monthly",
+    "campaign_daily",
 );
 
 /// The choices the marts depend on (`[marts]` in the configuration).

@@ -4,7 +4,7 @@
 //! `churn_rate`, ...) by dimensions (`date` at a grain, `category`, `channel`, `region`, `segment`,
 //! `product`, `campaign`) with filters; [`query_metrics`] writes the SQL. Each measure lists the
 //! tables that can answer it, pre-aggregated rollups (`marts.sales_daily`, `marts.orders_daily`,
-//! `marts.active_customers`, `marts.churn_monthly`) before the facts, and the first one that has
+//! `marts.active_customers`, `marts.churn_monthly`, `marts.campaign_daily`) before the facts, and the first one that has
 //! every dimension and filter of the query is used, so a dashboard never scans order lines. Ratios
 //! (`average_order_value`, `gross_margin_rate`, `churn_rate`, ...) are computed from their parts
 //! after aggregation, never averaged.
@@ -129,33 +129,20 @@ const ORDER_LINES: Source = Source {
     ],
 };
 
-/// Campaign touches (control groups left out), by campaign and the touched customer.
-const CAMPAIGN_TOUCHES: Source = Source {
-    name: "core.campaign_touch",
-    from: "core.campaign_touch t JOIN core.campaign k ON k.campaign_id = t.campaign_id \
-           LEFT JOIN core.customer c ON c.customer_key = t.customer_key",
-    filter: "NOT t.is_control",
-    // Control-group members are never sent anything: they count from the campaign's start.
-    day: Some("CAST(COALESCE(t.sent_at, k.started_at) AS DATE)"),
+/// Campaign touches, targeted and control, summed by day, campaign, channel, region and segment.
+const CAMPAIGN_DAILY: Source = Source {
+    name: "marts.campaign_daily",
+    from: "marts.campaign_daily g",
+    filter: "",
+    day: Some("g.date"),
     period: None,
     grains: None,
     dimensions: &[
-        ("campaign", "k.name"),
-        ("channel", "COALESCE(k.channel, 'unknown')"),
-        ("region", "COALESCE(c.region, 'unknown')"),
-        ("segment", "COALESCE(c.segment, 'unknown')"),
+        ("campaign", "g.campaign"),
+        ("channel", "g.channel"),
+        ("region", "g.region"),
+        ("segment", "g.segment"),
     ],
-};
-
-/// Campaign touches of the control groups held out, for uplift against the targeted.
-const CONTROL_TOUCHES: Source = Source {
-    name: "core.campaign_touch (control)",
-    from: CAMPAIGN_TOUCHES.from,
-    filter: "t.is_control",
-    day: CAMPAIGN_TOUCHES.day,
-    period: None,
-    grains: None,
-    dimensions: CAMPAIGN_TOUCHES.dimensions,
 };
 
 /// Campaigns themselves (their cost), dated by their start.
@@ -375,40 +362,37 @@ pub const MEASURES: &[Measure] = &[
     Measure {
         name: "touches",
         description: "Campaign messages sent to targeted customers (control groups left out)",
-        answers: &[(&CAMPAIGN_TOUCHES, "COUNT(*)")],
+        answers: &[(&CAMPAIGN_DAILY, "SUM(g.touches)")],
     },
     Measure {
         name: "responses",
         description: "Targeted customers who responded",
-        answers: &[(&CAMPAIGN_TOUCHES, "SUM(CASE WHEN t.responded THEN 1 ELSE 0 END)")],
+        answers: &[(&CAMPAIGN_DAILY, "SUM(g.responses)")],
     },
     Measure {
         name: "conversions",
         description: "Touches that converted into an order",
-        answers: &[(&CAMPAIGN_TOUCHES, "SUM(CASE WHEN t.converted THEN 1 ELSE 0 END)")],
+        answers: &[(&CAMPAIGN_DAILY, "SUM(g.conversions)")],
     },
     Measure {
         name: "attributed_revenue",
         description: "Value of the orders campaigns converted",
-        answers: &[(
-            &CAMPAIGN_TOUCHES,
-            "SUM(CASE WHEN t.converted THEN t.converted_revenue ELSE 0 END)",
-        )],
+        answers: &[(&CAMPAIGN_DAILY, "SUM(g.attributed_revenue)")],
     },
     Measure {
         name: "control_touches",
         description: "Campaign messages held back from control-group customers",
-        answers: &[(&CONTROL_TOUCHES, "COUNT(*)")],
+        answers: &[(&CAMPAIGN_DAILY, "SUM(g.control_touches)")],
     },
     Measure {
         name: "control_responses",
         description: "Control-group customers who responded anyway",
-        answers: &[(&CONTROL_TOUCHES, "SUM(CASE WHEN t.responded THEN 1 ELSE 0 END)")],
+        answers: &[(&CAMPAIGN_DAILY, "SUM(g.control_responses)")],
     },
     Measure {
         name: "control_conversions",
         description: "Control-group customers who bought anyway",
-        answers: &[(&CONTROL_TOUCHES, "SUM(CASE WHEN t.converted THEN 1 ELSE 0 END)")],
+        answers: &[(&CAMPAIGN_DAILY, "SUM(g.control_conversions)")],
     },
     Measure {
         name: "campaigns",
@@ -1062,7 +1046,7 @@ mod tests {
             ..query(&["attributed_revenue", "return_on_cost"], &["campaign"])
         };
         let (sql, sources) = plan(&ordered).unwrap();
-        assert_eq!(sources, vec!["core.campaign_touch", "core.campaign"]);
+        assert_eq!(sources, vec!["marts.campaign_daily", "core.campaign"]);
         assert!(
             sql.contains("FULL JOIN p1 ON (p0.\"campaign\" IS NOT DISTINCT FROM p1.\"campaign\")"),
             "{sql}"
@@ -1076,8 +1060,12 @@ mod tests {
             ..query(&["touches"], &[])
         };
         assert!(matches!(plan(&wrong), Err(MetricError::UnknownOrder(_))));
-        // Control groups and targeted customers are separate parts of one answer.
-        let (_, sources) = plan(&query(&["conversion_rate", "control_conversion_rate"], &["channel"])).unwrap();
-        assert_eq!(sources, vec!["core.campaign_touch", "core.campaign_touch (control)"]);
+        // Control groups and targeted customers come from one pass over the campaign rollup.
+        let (sql, sources) = plan(&query(&["conversion_rate", "control_conversion_rate"], &["channel"])).unwrap();
+        assert_eq!(sources, vec!["marts.campaign_daily"]);
+        assert!(
+            sql.contains("SUM(g.control_conversions)") && !sql.contains("JOIN p1"),
+            "{sql}"
+        );
     }
 }

@@ -104,6 +104,7 @@ async fn detail_and_distinct_counts_over_a_range_come_from_the_facts() {
     assert_eq!(rows, vec!["P1 | 90.00 | 9.000", "P2 | 100.00 | 5.000"]);
 
     // Campaigns: C1 converted one of its two targeted customers, C2 none.
-    let (rows, _) = answer(&warehouse, &query(&["touches", "conversion_rate"], &["campaign"])).await;
+    let (rows, sources) = answer(&warehouse, &query(&["touches", "conversion_rate"], &["campaign"])).await;
+    assert_eq!(sources, vec!["marts.campaign_daily"]);
     assert_eq!(rows, vec!["Paint promo | 1 | 0.000000", "Spring Garden | 2 | 0.500000"]);
 }
