@@ -134,6 +134,12 @@
     d.setUTCDate(d.getUTCDate() + days);
     return iso(d);
   }
+  // The last 26 whole weeks (Monday to Sunday) ending on or before `to`: weekly charts show no
+  // cut week, and whole weeks are what the weekly product rollup answers.
+  function lastWeeks(to, count = 26) {
+    const end = addDays(to, -day(to).getUTCDay());
+    return { from: addDays(end, -7 * count + 1), to: end };
+  }
 
   // ---- Building blocks ------------------------------------------------------------------------
 
@@ -579,7 +585,7 @@
       panel(grid, "demand-forecast", "Weekly demand and its forecast (80% and 95% intervals)", async (body) => {
         const sku = await chosen;
         const [history, ahead] = await Promise.all([
-          metrics({ measures: ["units"], dimensions: ["date"], grain: "week", filters: [{ dimension: "product", values: [sku] }] }, { apply: ["region"], range: { from: addDays(f.to, -26 * 7), to: f.to } }),
+          metrics({ measures: ["units"], dimensions: ["date"], grain: "week", filters: [{ dimension: "product", values: [sku] }] }, { apply: ["region"], range: lastWeeks(f.to) }),
           productForecast,
         ]);
         const weeks = [...new Set([...history.map((r) => r.date), ...ahead.map((r) => r.week_start)])].sort();
@@ -591,13 +597,13 @@
           { label: "Forecast", values: pick("forecast"), color: COLORS[6], dash: [6, 4] },
           ...intervalSeries(pick),
         ], { bands: [[3, 4], [5, 6]] });
-      }, { note: "The last 26 weeks to the end of the date range, then the forecast. " + ignoredFilters(["region"], false) }),
+      }, { note: "The last 26 whole weeks to the end of the date range, then the forecast. " + ignoredFilters(["region"], false) }),
     );
     work.push(
       panel(grid, "stock-vs-forecast", "Stock on hand against forecast demand", async (body, section) => {
         const sku = await chosen;
         const [stock, ahead] = await Promise.all([
-          metrics({ measures: ["stock_on_hand", "stock_on_order"], dimensions: ["date"], grain: "week", filters: [{ dimension: "product", values: [sku] }] }, { apply: [], range: { from: addDays(f.to, -26 * 7) } }),
+          metrics({ measures: ["stock_on_hand", "stock_on_order"], dimensions: ["date"], grain: "week", filters: [{ dimension: "product", values: [sku] }] }, { apply: [], range: lastWeeks(f.to) }),
           productForecast,
         ]);
         const weeks = [...new Set([...stock.map((r) => r.date), ...ahead.map((r) => r.week_start)])].sort();

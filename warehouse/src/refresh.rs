@@ -99,6 +99,8 @@ pub const MARTS: &[Derived] = derived!(
     "active_customers",
     "churn_monthly",
     "campaign_daily",
+    "product_sales_monthly",
+    "product_sales_weekly",
 );
 
 /// The choices the marts depend on (`[marts]` in the configuration).

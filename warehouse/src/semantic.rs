@@ -4,10 +4,11 @@
 //! `churn_rate`, ...) by dimensions (`date` at a grain, `category`, `channel`, `region`, `segment`,
 //! `product`, `campaign`) with filters; [`query_metrics`] writes the SQL. Each measure lists the
 //! tables that can answer it, pre-aggregated rollups (`marts.sales_daily`, `marts.orders_daily`,
-//! `marts.active_customers`, `marts.churn_monthly`, `marts.campaign_daily`) before the facts, and the first one that has
-//! every dimension and filter of the query is used, so a dashboard never scans order lines. Ratios
-//! (`average_order_value`, `gross_margin_rate`, `churn_rate`, ...) are computed from their parts
-//! after aggregation, never averaged.
+//! `marts.active_customers`, `marts.churn_monthly`, `marts.campaign_daily`, and for products over
+//! whole months or weeks `marts.product_sales_monthly` and `marts.product_sales_weekly`) before the
+//! facts, and the first one that has every dimension and filter of the query is used, so a
+//! dashboard never scans order lines. Ratios (`average_order_value`, `gross_margin_rate`,
+//! `churn_rate`, ...) are computed from their parts after aggregation, never averaged.
 
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +42,18 @@ impl Grain {
             Grain::Year => "year",
         }
     }
+
+    /// Whether a period of this grain starts on `day`.
+    pub fn starts(self, day: chrono::NaiveDate) -> bool {
+        use chrono::Datelike;
+        match self {
+            Grain::Day => true,
+            Grain::Week => day.weekday() == chrono::Weekday::Mon,
+            Grain::Month => day.day() == 1,
+            Grain::Quarter => day.day() == 1 && day.month0() % 3 == 0,
+            Grain::Year => day.ordinal() == 1,
+        }
+    }
 }
 
 /// A table that answers some measures, how it spells each dimension, and at which grains.
@@ -59,6 +72,10 @@ struct Source {
     period: Option<(&'static str, &'static str)>,
     /// Grains a per-grain source can answer (`None`: all, by truncating the day).
     grains: Option<&'static [Grain]>,
+    /// For rollups of whole periods (weeks, months): the period. Such a source answers a date
+    /// range only when it starts and ends on that period's boundaries, so that its answer is
+    /// exactly the facts' (a range cut mid-period goes to a finer table).
+    aligned: Option<Grain>,
     /// (dimension, SQL expression) pairs it has.
     dimensions: &'static [(&'static str, &'static str)],
 }
@@ -70,11 +87,43 @@ const SALES_DAILY: Source = Source {
     day: Some("s.date"),
     period: None,
     grains: None,
+    aligned: None,
     dimensions: &[
         ("category", "s.category"),
         ("channel", "s.channel"),
         ("region", "s.region"),
         ("segment", "s.segment"),
+    ],
+};
+
+/// Sales by week and by month, per product and region: product questions over whole periods.
+const PRODUCT_SALES_MONTHLY: Source = Source {
+    name: "marts.product_sales_monthly",
+    from: "marts.product_sales_monthly ps",
+    filter: "",
+    day: Some("ps.month"),
+    period: None,
+    grains: Some(&[Grain::Month, Grain::Quarter, Grain::Year]),
+    aligned: Some(Grain::Month),
+    dimensions: &[
+        ("product", "ps.sku"),
+        ("category", "ps.category"),
+        ("region", "ps.region"),
+    ],
+};
+
+const PRODUCT_SALES_WEEKLY: Source = Source {
+    name: "marts.product_sales_weekly",
+    from: "marts.product_sales_weekly ps",
+    filter: "",
+    day: Some("ps.week"),
+    period: None,
+    grains: Some(&[Grain::Week]),
+    aligned: Some(Grain::Week),
+    dimensions: &[
+        ("product", "ps.sku"),
+        ("category", "ps.category"),
+        ("region", "ps.region"),
     ],
 };
 
@@ -85,6 +134,7 @@ const ORDERS_DAILY: Source = Source {
     day: Some("o.date"),
     period: None,
     grains: None,
+    aligned: None,
     dimensions: &[
         ("channel", "o.channel"),
         ("region", "o.region"),
@@ -99,6 +149,7 @@ const ACTIVE_CUSTOMERS: Source = Source {
     day: None,
     period: Some(("a.grain", "a.period")),
     grains: None,
+    aligned: None,
     dimensions: &[("region", "a.region"), ("segment", "a.segment")],
 };
 
@@ -109,6 +160,7 @@ const CHURN_MONTHLY: Source = Source {
     day: Some("m.month"),
     period: None,
     grains: Some(&[Grain::Month, Grain::Quarter, Grain::Year]),
+    aligned: None,
     dimensions: &[("region", "m.region"), ("segment", "m.segment")],
 };
 
@@ -120,6 +172,7 @@ const ORDER_LINES: Source = Source {
     day: Some("l.order_date"),
     period: None,
     grains: None,
+    aligned: None,
     dimensions: &[
         ("category", "COALESCE(l.category, 'unknown')"),
         ("channel", "COALESCE(l.channel, 'unknown')"),
@@ -137,6 +190,7 @@ const CAMPAIGN_DAILY: Source = Source {
     day: Some("g.date"),
     period: None,
     grains: None,
+    aligned: None,
     dimensions: &[
         ("campaign", "g.campaign"),
         ("channel", "g.channel"),
@@ -153,6 +207,7 @@ const CAMPAIGNS: Source = Source {
     day: Some("CAST(k.started_at AS DATE)"),
     period: None,
     grains: None,
+    aligned: None,
     dimensions: &[("campaign", "k.name"), ("channel", "COALESCE(k.channel, 'unknown')")],
 };
 
@@ -164,6 +219,7 @@ const OPPORTUNITIES: Source = Source {
     day: Some("CAST(o.created_at AS DATE)"),
     period: None,
     grains: None,
+    aligned: None,
     dimensions: &[
         ("stage", "COALESCE(o.stage, 'unknown')"),
         ("region", "COALESCE(c.region, 'unknown')"),
@@ -179,6 +235,7 @@ const LEADS: Source = Source {
     day: Some("CAST(d.created_at AS DATE)"),
     period: None,
     grains: None,
+    aligned: None,
     dimensions: &[
         ("lead_source", "COALESCE(d.source, 'unknown')"),
         ("lead_status", "COALESCE(d.status, 'unknown')"),
@@ -193,6 +250,7 @@ const STOCK: Source = Source {
     day: Some("i.snapshot_date"),
     period: None,
     grains: None,
+    aligned: None,
     dimensions: &[("product", "i.sku")],
 };
 
@@ -204,6 +262,7 @@ const COHORTS: Source = Source {
     day: Some("r.cohort_month"),
     period: None,
     grains: Some(&[Grain::Month, Grain::Quarter, Grain::Year]),
+    aligned: None,
     dimensions: &[("months_since_first", "r.period")],
 };
 
@@ -215,6 +274,7 @@ const CUSTOMERS: Source = Source {
     day: None,
     period: None,
     grains: None,
+    aligned: None,
     dimensions: &[
         ("region", "COALESCE(p.region, 'unknown')"),
         ("segment", "COALESCE(p.segment, 'unknown')"),
@@ -230,6 +290,7 @@ const LIFETIME: Source = Source {
     day: None,
     period: None,
     grains: None,
+    aligned: None,
     dimensions: &[
         ("region", "COALESCE(c.region, 'unknown')"),
         ("segment", "COALESCE(c.segment, 'unknown')"),
@@ -250,6 +311,7 @@ const ASSOCIATIONS: Source = Source {
     day: None,
     period: None,
     grains: None,
+    aligned: None,
     dimensions: &[("product", "a.antecedent"), ("bought_with", "a.consequent")],
 };
 
@@ -283,13 +345,20 @@ pub const MEASURES: &[Measure] = &[
     Measure {
         name: "revenue",
         description: "Net sales: quantity x unit price less discounts, cancelled orders left out",
-        answers: &[(&SALES_DAILY, "SUM(s.revenue)"), (&ORDER_LINES, "SUM(l.net_amount)")],
+        answers: &[
+            (&SALES_DAILY, "SUM(s.revenue)"),
+            (&PRODUCT_SALES_MONTHLY, "SUM(ps.revenue)"),
+            (&PRODUCT_SALES_WEEKLY, "SUM(ps.revenue)"),
+            (&ORDER_LINES, "SUM(l.net_amount)"),
+        ],
     },
     Measure {
         name: "gross_sales",
         description: "Quantity x unit price, before discounts",
         answers: &[
             (&SALES_DAILY, "SUM(s.gross_sales)"),
+            (&PRODUCT_SALES_MONTHLY, "SUM(ps.gross_sales)"),
+            (&PRODUCT_SALES_WEEKLY, "SUM(ps.gross_sales)"),
             (&ORDER_LINES, "SUM(l.gross_amount)"),
         ],
     },
@@ -298,6 +367,8 @@ pub const MEASURES: &[Measure] = &[
         description: "Gross sales less net sales",
         answers: &[
             (&SALES_DAILY, "SUM(s.discounts)"),
+            (&PRODUCT_SALES_MONTHLY, "SUM(ps.discounts)"),
+            (&PRODUCT_SALES_WEEKLY, "SUM(ps.discounts)"),
             (&ORDER_LINES, "SUM(l.discount_amount)"),
         ],
     },
@@ -306,6 +377,8 @@ pub const MEASURES: &[Measure] = &[
         description: "Value credited for returned goods, in the period of the original sale",
         answers: &[
             (&SALES_DAILY, "SUM(s.returns)"),
+            (&PRODUCT_SALES_MONTHLY, "SUM(ps.returns)"),
+            (&PRODUCT_SALES_WEEKLY, "SUM(ps.returns)"),
             (&ORDER_LINES, "SUM(l.returned_amount)"),
         ],
     },
@@ -314,6 +387,8 @@ pub const MEASURES: &[Measure] = &[
         description: "Cost of the goods sold and kept",
         answers: &[
             (&SALES_DAILY, "SUM(s.cost_of_goods)"),
+            (&PRODUCT_SALES_MONTHLY, "SUM(ps.cost_of_goods)"),
+            (&PRODUCT_SALES_WEEKLY, "SUM(ps.cost_of_goods)"),
             (&ORDER_LINES, "SUM(l.cost_amount - l.returned_cost)"),
         ],
     },
@@ -322,6 +397,8 @@ pub const MEASURES: &[Measure] = &[
         description: "Gross sales - discounts - returns - cost of goods",
         answers: &[
             (&SALES_DAILY, "SUM(s.gross_margin)"),
+            (&PRODUCT_SALES_MONTHLY, "SUM(ps.gross_margin)"),
+            (&PRODUCT_SALES_WEEKLY, "SUM(ps.gross_margin)"),
             (
                 &ORDER_LINES,
                 "SUM(l.net_amount - l.returned_amount - l.cost_amount + l.returned_cost)",
@@ -331,7 +408,12 @@ pub const MEASURES: &[Measure] = &[
     Measure {
         name: "units",
         description: "Quantity sold",
-        answers: &[(&SALES_DAILY, "SUM(s.units)"), (&ORDER_LINES, "SUM(l.quantity)")],
+        answers: &[
+            (&SALES_DAILY, "SUM(s.units)"),
+            (&PRODUCT_SALES_MONTHLY, "SUM(ps.units)"),
+            (&PRODUCT_SALES_WEEKLY, "SUM(ps.units)"),
+            (&ORDER_LINES, "SUM(l.quantity)"),
+        ],
     },
     Measure {
         name: "orders",
@@ -733,7 +815,13 @@ impl Source {
         let period_ok = self.period.is_none() || uses_date;
         // A snapshot has one state, the last refresh: no dates to group by or limit.
         let snapshot_ok = !self.is_snapshot() || (!uses_date && query.from.is_none() && query.to.is_none());
-        dims_ok && grain_ok && period_ok && snapshot_ok
+        let aligned_ok = self.aligned.is_none_or(|grain| {
+            query.from.is_none_or(|from| grain.starts(from))
+                && query
+                    .to
+                    .is_none_or(|to| to.succ_opt().is_some_and(|next| grain.starts(next)))
+        });
+        dims_ok && grain_ok && period_ok && snapshot_ok && aligned_ok
     }
 
     /// `SELECT dims, measures FROM ... WHERE ... GROUP BY dims` for this source.
@@ -1000,8 +1088,9 @@ mod tests {
 
     #[test]
     fn product_detail_falls_back_to_the_facts_and_churn_by_product_is_refused() {
+        // Orders are distinct counts, which no product rollup can add up.
         let (sql, sources) = plan(&query(&["revenue", "orders"], &["product"])).unwrap();
-        assert_eq!(sources, vec!["core.order_line"]);
+        assert_eq!(sources, vec!["marts.product_sales_monthly", "core.order_line"]);
         assert!(sql.contains("COUNT(DISTINCT l.order_id)"), "{sql}");
         let refused = plan(&query(&["churn_rate"], &["category"])).unwrap_err();
         assert!(
@@ -1012,6 +1101,38 @@ mod tests {
         );
         let unknown = plan(&query(&["revenu"], &[])).unwrap_err();
         assert!(unknown.to_string().contains("unknown measure \"revenu\""), "{unknown}");
+    }
+
+    #[test]
+    fn product_rollups_answer_only_ranges_of_whole_periods() {
+        let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d);
+        let ranged = |from, to, grain, dimensions: &[&str]| MetricQuery {
+            from,
+            to,
+            grain,
+            ..query(&["revenue", "units"], dimensions)
+        };
+        // Whole months (the dashboards' default range): the monthly rollup.
+        let months = ranged(day(2025, 10, 1), day(2026, 9, 30), Grain::Month, &["product"]);
+        assert_eq!(plan(&months).unwrap().1, vec!["marts.product_sales_monthly"]);
+        // Whole weeks, Monday to Sunday, by week: the weekly rollup.
+        let weeks = ranged(day(2026, 3, 30), day(2026, 9, 27), Grain::Week, &["date", "product"]);
+        assert_eq!(plan(&weeks).unwrap().1, vec!["marts.product_sales_weekly"]);
+        // A range cut mid-week or mid-month, or a channel the rollups do not keep: the facts.
+        let cut = ranged(day(2026, 3, 31), day(2026, 9, 27), Grain::Week, &["date", "product"]);
+        assert_eq!(plan(&cut).unwrap().1, vec!["core.order_line"]);
+        let cut = ranged(day(2025, 10, 1), day(2026, 9, 29), Grain::Month, &["product"]);
+        assert_eq!(plan(&cut).unwrap().1, vec!["core.order_line"]);
+        let by_channel = ranged(
+            day(2025, 10, 1),
+            day(2026, 9, 30),
+            Grain::Month,
+            &["product", "channel"],
+        );
+        assert_eq!(plan(&by_channel).unwrap().1, vec!["core.order_line"]);
+        // Weeks do not nest in months: a weekly question never reads the monthly rollup.
+        let weekly_months = ranged(day(2025, 9, 1), day(2025, 9, 30), Grain::Week, &["date", "product"]);
+        assert_eq!(plan(&weekly_months).unwrap().1, vec!["core.order_line"]);
     }
 
     #[test]

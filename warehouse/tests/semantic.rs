@@ -100,8 +100,24 @@ async fn detail_and_distinct_counts_over_a_range_come_from_the_facts() {
         values: vec!["Tools".into()],
     }];
     let (rows, sources) = answer(&warehouse, &tools).await;
-    assert_eq!(sources, vec!["core.order_line"]);
+    assert_eq!(sources, vec!["marts.product_sales_monthly"]);
     assert_eq!(rows, vec!["P1 | 90.00 | 9.000", "P2 | 100.00 | 5.000"]);
+    // The same from the facts when the range cuts a month, and from the weekly rollup by week.
+    tools.from = chrono::NaiveDate::from_ymd_opt(2024, 1, 2);
+    let (rows, sources) = answer(&warehouse, &tools).await;
+    assert_eq!(sources, vec!["core.order_line"]);
+    let mut weekly = tools.clone();
+    weekly.from = None;
+    weekly.dimensions = vec!["date".into(), "product".into()];
+    weekly.grain = Grain::Week;
+    let (weeks, sources) = answer(&warehouse, &weekly).await;
+    assert_eq!(sources, vec!["marts.product_sales_weekly"]);
+    let mut by_facts = weekly.clone();
+    by_facts.to = chrono::NaiveDate::from_ymd_opt(2030, 1, 1);
+    let (facts, sources) = answer(&warehouse, &by_facts).await;
+    assert_eq!(sources, vec!["core.order_line"]);
+    assert_eq!(weeks, facts);
+    assert!(!rows.is_empty() && weeks.len() > 2, "{rows:?} {weeks:?}");
 
     // Campaigns: C1 converted one of its two targeted customers, C2 none.
     let (rows, sources) = answer(&warehouse, &query(&["touches", "conversion_rate"], &["campaign"])).await;
