@@ -43,9 +43,17 @@ schemas = inspector.get_schema_names()
 assert {"core", "marts", "ml"} <= set(schemas), schemas
 tables = inspector.get_table_names(schema="marts")
 assert "customer_7p" in tables and "customer_rfm" in tables, tables
-# What Superset asks when a dataset is added. Not yet: get_columns, get_pk_constraint and
-# get_indexes, whose catalog queries DataFusion cannot plan (a correlated subquery inside CASE,
-# unnest of a non-array); the columns come from information_schema meanwhile.
+# What Superset asks when a dataset is added: the columns with their types, keys and indexes
+# (the warehouse has neither), and the table reflected whole.
+columns = {c["name"]: c for c in inspector.get_columns("customer_rfm", schema="marts")}
+assert {"customer_key", "rfm_segment", "monetary_value"} <= set(columns), columns
+assert isinstance(columns["customer_key"]["type"], sqlalchemy.BigInteger), columns["customer_key"]
+assert isinstance(columns["rfm_segment"]["type"], sqlalchemy.String) and columns["rfm_segment"]["default"] is None, columns["rfm_segment"]
+assert inspector.get_pk_constraint("customer_rfm", schema="marts")["constrained_columns"] == []
+assert inspector.get_indexes("customer_rfm", schema="marts") == []
+assert inspector.get_unique_constraints("customer_rfm", schema="marts") == []
+reflected = sqlalchemy.Table("customer_7p", sqlalchemy.MetaData(), schema="marts", autoload_with=engine)
+assert "rfm_segment" in reflected.c and "net_sales" in reflected.c, list(reflected.c.keys())
 assert inspector.has_table("customer_rfm", schema="marts")
 assert inspector.get_foreign_keys("customer_rfm", schema="marts") == []
 assert inspector.get_table_comment("customer_rfm", schema="marts") == {"text": None}

@@ -6,6 +6,7 @@ pub mod error;
 pub mod http;
 pub mod pg;
 mod pg_functions;
+mod pg_rewrite;
 pub mod results;
 pub mod web;
 

@@ -163,7 +163,7 @@ impl Inner {
 
     /// Plan a query statement through the warehouse's gate, logging a refusal.
     async fn plan(&self, connection: &Connection, mut statement: Statement, sql: &str) -> PgWireResult<LogicalPlan> {
-        rewrite_like_escapes(&mut statement);
+        super::pg_rewrite::rewrite(&mut statement);
         let planned = self
             .warehouse
             .plan_statement(
@@ -204,36 +204,6 @@ impl Inner {
             .flat_map(move |batch| encode_recordbatch(encoding.clone(), batch));
         Ok(Response::Query(QueryResponse::new(fields, futures::stream::iter(data))))
     }
-}
-
-/// `x LIKE p ESCAPE '/'` as `x LIKE pg_like_pattern(p, '/')`: DataFusion knows only the backslash
-/// as escape character, and SQLAlchemy lists schemas with `NOT LIKE 'pg/_' || '%' ESCAPE '/'`.
-fn rewrite_like_escapes(statement: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions_mut};
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-    let _ = visit_expressions_mut(statement, |expr| {
-        if let Expr::Like {
-            pattern, escape_char, ..
-        }
-        | Expr::ILike {
-            pattern, escape_char, ..
-        } = expr
-            && let Some(escape) = escape_char
-            && let Value::SingleQuotedString(character) = &escape.value
-            && character != "\\"
-        {
-            let call = format!("pg_like_pattern({pattern}, '{}')", character.replace('\'', "''"));
-            if let Ok(rewritten) = Parser::new(&PostgreSqlDialect {})
-                .try_with_sql(&call)
-                .and_then(|mut p| p.parse_expr())
-            {
-                **pattern = rewritten;
-                *escape_char = None;
-            }
-        }
-        std::ops::ControlFlow::<()>::Continue(())
-    });
 }
 
 /// The session hooks, in the order they are asked.
@@ -307,15 +277,22 @@ fn empty_plan() -> PgWireResult<LogicalPlan> {
         .map_err(api_error)
 }
 
-/// The types of `$1`, `$2`, ... in order, where the plan tells them.
+/// The types of `$1`, `$2`, ... by position, where the plan tells them. A parameter the plan does
+/// not use (one a catalog rewrite dropped, say) keeps its place, with no type, so that the values
+/// after it still line up with their own types.
 fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
     let types = plan.get_parameter_types().map_err(api_error)?;
-    let mut ordered: Vec<(u32, Option<DataType>)> = types
-        .into_iter()
-        .map(|(id, t)| (id.trim_start_matches('$').parse().unwrap_or(u32::MAX), t))
-        .collect();
-    ordered.sort_by_key(|(n, _)| *n);
-    Ok(ordered.into_iter().map(|(_, t)| t).collect())
+    let mut by_position: Vec<Option<DataType>> = Vec::new();
+    for (id, t) in types {
+        let Some(n) = id.trim_start_matches('$').parse::<usize>().ok().filter(|n| *n >= 1) else {
+            continue;
+        };
+        if by_position.len() < n {
+            by_position.resize(n, None);
+        }
+        by_position[n - 1] = t;
+    }
+    Ok(by_position)
 }
 
 /// The bound parameters, as the plan expects them. A value the client typed itself (psycopg

@@ -128,7 +128,13 @@ pub fn register(ctx: &SessionContext, user: &str) {
         "pg_get_serial_sequence",
         ScalarValue::Utf8(None),
     )));
-    for name in ["col_description", "obj_description", "shobj_description"] {
+    // No table has an index, so there is no index definition to print.
+    for name in [
+        "col_description",
+        "obj_description",
+        "shobj_description",
+        "pg_get_indexdef",
+    ] {
         ctx.register_udf(ScalarUDF::new_from_impl(Constant::new(name, ScalarValue::Utf8(None))));
     }
     for name in [
