@@ -164,6 +164,23 @@ const CHURN_MONTHLY: Source = Source {
     dimensions: &[("region", "m.region"), ("segment", "m.segment")],
 };
 
+/// The orders themselves: distinct customers over any range (which per-period rollups cannot add
+/// up) from one row per order, a quarter of the order lines, when no category or product is asked.
+const SALES_ORDERS: Source = Source {
+    name: "core.sales_order",
+    from: "core.sales_order o LEFT JOIN core.customer c ON c.customer_key = o.customer_key",
+    filter: "o.status <> 'cancelled'",
+    day: Some("o.order_date"),
+    period: None,
+    grains: None,
+    aligned: None,
+    dimensions: &[
+        ("channel", "COALESCE(o.channel, 'unknown')"),
+        ("region", "COALESCE(o.region, 'unknown')"),
+        ("segment", "COALESCE(c.segment, 'unknown')"),
+    ],
+};
+
 /// The order lines themselves: every sales measure by every sales dimension, product included.
 const ORDER_LINES: Source = Source {
     name: "core.order_line",
@@ -428,6 +445,7 @@ pub const MEASURES: &[Measure] = &[
         description: "Distinct customers who bought in the period",
         answers: &[
             (&ACTIVE_CUSTOMERS, "SUM(a.active_customers)"),
+            (&SALES_ORDERS, "COUNT(DISTINCT o.customer_key)"),
             (&ORDER_LINES, "COUNT(DISTINCT l.customer_key)"),
         ],
     },
@@ -1137,8 +1155,11 @@ mod tests {
 
     #[test]
     fn distinct_customers_without_a_date_come_from_the_facts() {
-        // Summing per-period distinct counts over a range would count a customer once per period.
+        // Summing per-period distinct counts over a range would count a customer once per period:
+        // the orders answer, and the lines only where a category is asked.
         let (_, sources) = plan(&query(&["active_customers"], &["region"])).unwrap();
+        assert_eq!(sources, vec!["core.sales_order"]);
+        let (_, sources) = plan(&query(&["active_customers"], &["category"])).unwrap();
         assert_eq!(sources, vec!["core.order_line"]);
     }
 

@@ -91,7 +91,7 @@ async fn detail_and_distinct_counts_over_a_range_come_from_the_facts() {
 
     // Four customers bought at all (not 2 + 2 + 3 + 3).
     let (rows, sources) = answer(&warehouse, &query(&["active_customers"], &[])).await;
-    assert_eq!((rows, sources), (vec!["4".to_string()], vec!["core.order_line"]));
+    assert_eq!((rows, sources), (vec!["4".to_string()], vec!["core.sales_order"]));
 
     // Tools by product: hammers 20 + 10 + 10 + 20 + 30, drills 20 + 60 + 20 (O7 cancelled).
     let mut tools = query(&["revenue", "units"], &["product"]);
