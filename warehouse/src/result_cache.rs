@@ -1,11 +1,12 @@
-//! Answers to the queries the API composes itself (semantic-layer questions, churn risks,
-//! forecasts), kept while the tables they read are unchanged. A dashboard asks the same few
-//! questions again and again between two refreshes; each answer is checked against the newest
-//! commit of every table it read (one directory listing per table), so an answer is never older
-//! than the tables, and a role's answer is never given to another role (masks differ).
-//!
-//! Only composed queries use it ([`crate::engine::Warehouse::sql_cached`]): an analyst's own SQL may
-//! call `now()` or `random()`, whose answers must not repeat.
+//! Answers kept while the tables they read are unchanged: the queries the API composes itself
+//! (semantic-layer questions, churn risks, forecasts, through
+//! [`crate::engine::Warehouse::sql_cached`]) and the SQL that BI tools and analysts send
+//! ([`crate::engine::Warehouse::query`]). A dashboard asks the same few questions again and again
+//! between two refreshes; each answer is checked against the newest commit of every table it read
+//! (one directory listing per table), so an answer is never older than the tables, and a role's
+//! answer is never given to another role (masks differ). SQL that calls a function whose answer
+//! may change between calls (`now()`, `random()`) is never kept, nor is SQL on anything but
+//! warehouse tables (catalog views, `as_of`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -61,10 +62,15 @@ impl ResultCache {
         Some(answer.result.clone())
     }
 
-    /// Keep an answer (unless it alone would take more than an eighth of the cache).
+    /// The largest answer kept: an eighth of the cache.
+    pub fn largest_answer(&self) -> usize {
+        self.capacity / 8
+    }
+
+    /// Keep an answer (unless it alone would take more than [`ResultCache::largest_answer`]).
     pub fn put(&self, role: Role, sql: &str, versions: TableVersions, result: &QueryResult) {
         let bytes: usize = result.batches.iter().map(|b| b.get_array_memory_size()).sum::<usize>() + sql.len();
-        if bytes > self.capacity / 8 {
+        if bytes > self.largest_answer() {
             return;
         }
         let mut entries = self.entries.lock().expect("never poisoned");
