@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -561,6 +561,30 @@ fn security_is_the_same_on_both_protocols_and_the_server_keeps_serving() {
     });
 }
 
+/// A Java runtime and pgjdbc: `JAVA` and `PGJDBC_JAR`, or Debian's (installed by
+/// `tests/jdbc/install-pgjdbc` when missing).
+fn pgjdbc() -> (PathBuf, PathBuf) {
+    let java = std::env::var_os("JAVA").map_or_else(|| PathBuf::from("java"), PathBuf::from);
+    if let Some(jar) = std::env::var_os("PGJDBC_JAR") {
+        return (java, PathBuf::from(jar));
+    }
+    let debian = PathBuf::from("/usr/share/java/postgresql.jar");
+    let has_java = Command::new(&java)
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !debian.exists() || !has_java {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/jdbc/install-pgjdbc");
+        let status = Command::new(&script).status().expect("install-pgjdbc runs");
+        assert!(
+            status.success(),
+            "{} failed: install Debian's libpostgresql-jdbc-java or set PGJDBC_JAR",
+            script.display()
+        );
+    }
+    (java, debian)
+}
+
 #[test]
 fn postgres_clients_connect_query_and_browse() {
     let server = Server::company(&[]);
@@ -661,6 +685,21 @@ fn postgres_clients_connect_query_and_browse() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("psycopg ok") && text.contains("sqlalchemy ok"), "{text}");
+
+    // Java: pgjdbc, the driver Metabase connects with, syncing the schema as Metabase does.
+    let (java, jar) = pgjdbc();
+    let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/jdbc/MetabaseSync.java");
+    let out = run(
+        Command::new(java)
+            .arg("-cp")
+            .arg(&jar)
+            .arg(&program)
+            .arg(format!("jdbc:postgresql://127.0.0.1:{}/tributary", server.pg))
+            .args(["anna", &password("anna")]),
+        true,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("jdbc ok"), "{text}");
 
     // Replays of what Metabase and Grafana send when they connect and browse.
     runtime().block_on(async {

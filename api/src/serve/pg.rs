@@ -148,6 +148,7 @@ impl Inner {
         let ctx = self.warehouse.session_for(caller.role);
         setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider).map_err(|e| api_error(*e))?;
         super::pg_functions::register(&ctx, &caller.user);
+        super::pg_functions::register_settings(&ctx).map_err(api_error)?;
         client.session_extensions().insert(Connection { caller, ctx });
         Ok(client
             .session_extensions()

@@ -1,7 +1,7 @@
 //! PostgreSQL functions that clients call when they connect and browse, beyond those
 //! datafusion-postgres's `pg_catalog` brings: `version()` as PostgreSQL 16, the signed-in user,
 //! `current_setting`, `to_regtype`, `json_build_object`, `pg_get_serial_sequence`, and the helper
-//! behind `LIKE ... ESCAPE`.
+//! behind `LIKE ... ESCAPE`; and `pg_catalog.pg_settings` with the settings clients read.
 
 use std::sync::Arc;
 
@@ -14,6 +14,115 @@ use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 
 use super::pg::SERVER_VERSION;
+
+/// The server's settings, as `current_setting(name)` and `pg_catalog.pg_settings` give them:
+/// what clients check before they trust the server (Grafana asks for `server_version_num`,
+/// pgjdbc for `max_index_keys` before it lists foreign keys).
+const SETTINGS: &[(&str, &str)] = &[
+    ("server_version", SERVER_VERSION),
+    ("server_version_num", "160006"),
+    ("TimeZone", "UTC"),
+    ("log_timezone", "UTC"),
+    ("standard_conforming_strings", "on"),
+    ("transaction_read_only", "on"),
+    ("default_transaction_read_only", "on"),
+    ("client_encoding", "UTF8"),
+    ("server_encoding", "UTF8"),
+    ("DateStyle", "ISO, MDY"),
+    ("IntervalStyle", "postgres"),
+    ("integer_datetimes", "on"),
+    ("max_identifier_length", "63"),
+    ("max_index_keys", "32"),
+    ("max_function_args", "100"),
+    ("block_size", "8192"),
+];
+
+/// `pg_catalog.pg_settings` with [`SETTINGS`] (datafusion-postgres's own view has only
+/// `standard_conforming_strings`), the rest of `pg_catalog` as it was.
+pub(super) fn register_settings(ctx: &SessionContext) -> datafusion::error::Result<()> {
+    use datafusion::arrow::array::{BooleanArray, Int32Array};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::datasource::MemTable;
+    let Some(catalog) = ctx.catalog("datafusion") else {
+        return Ok(());
+    };
+    let Some(pg_catalog) = catalog.schema("pg_catalog") else {
+        return Ok(());
+    };
+    let text = [
+        "name",
+        "setting",
+        "unit",
+        "category",
+        "short_desc",
+        "extra_desc",
+        "context",
+        "vartype",
+        "source",
+    ]
+    .into_iter()
+    .chain(["min_val", "max_val", "enumvals", "boot_val", "reset_val", "sourcefile"]);
+    let mut fields: Vec<Field> = text.map(|name| Field::new(name, DataType::Utf8, true)).collect();
+    fields.push(Field::new("sourceline", DataType::Int32, true));
+    fields.push(Field::new("pending_restart", DataType::Boolean, true));
+    let rows = SETTINGS.len();
+    let column = |value: &dyn Fn(&str, &str) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from_iter(SETTINGS.iter().map(|(n, v)| value(n, v))))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        column(&|n, _| Some(n.to_string())),
+        column(&|_, v| Some(v.to_string())),
+        column(&|_, _| None),
+        column(&|_, _| Some("Preset Options".into())),
+        column(&|_, _| None),
+        column(&|_, _| None),
+        column(&|_, _| Some("internal".into())),
+        column(&|_, _| Some("string".into())),
+        column(&|_, _| Some("default".into())),
+        column(&|_, _| None),
+        column(&|_, _| None),
+        column(&|_, _| None),
+        column(&|_, v| Some(v.to_string())),
+        column(&|_, v| Some(v.to_string())),
+        column(&|_, _| None),
+        Arc::new(Int32Array::from(vec![None; rows])),
+        Arc::new(BooleanArray::from(vec![Some(false); rows])),
+    ];
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    let settings = Arc::new(MemTable::try_new(schema, vec![vec![batch]])?);
+    catalog.register_schema("pg_catalog", Arc::new(WithSettings { pg_catalog, settings }))?;
+    Ok(())
+}
+
+/// A `pg_catalog` schema whose `pg_settings` is ours.
+#[derive(Debug)]
+struct WithSettings {
+    pg_catalog: Arc<dyn datafusion::catalog::SchemaProvider>,
+    settings: Arc<dyn datafusion::catalog::TableProvider>,
+}
+
+#[async_trait::async_trait]
+impl datafusion::catalog::SchemaProvider for WithSettings {
+    fn table_names(&self) -> Vec<String> {
+        self.pg_catalog.table_names()
+    }
+
+    async fn table(
+        &self,
+        name: &str,
+    ) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        if name == "pg_settings" {
+            return Ok(Some(self.settings.clone()));
+        }
+        self.pg_catalog.table(name).await
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        name == "pg_settings" || self.pg_catalog.table_exist(name)
+    }
+}
 
 /// The body of a scalar function made with `create_udf`.
 type Body = Arc<dyn Fn(&[ColumnarValue]) -> datafusion::error::Result<ColumnarValue> + Send + Sync>;
@@ -43,16 +152,11 @@ pub fn register(ctx: &SessionContext, user: &str) {
         DataType::Utf8,
         Volatility::Stable,
         Arc::new(|args: &[ColumnarValue]| {
-            let setting = |name: &str| match name.to_ascii_lowercase().as_str() {
-                "server_version_num" => Some("160006".to_string()),
-                "server_version" => Some(SERVER_VERSION.to_string()),
-                "timezone" | "log_timezone" => Some("UTC".to_string()),
-                "standard_conforming_strings" => Some("on".to_string()),
-                "transaction_read_only" | "default_transaction_read_only" => Some("on".to_string()),
-                "client_encoding" | "server_encoding" => Some("UTF8".to_string()),
-                "datestyle" => Some("ISO, MDY".to_string()),
-                "max_identifier_length" => Some("63".to_string()),
-                _ => None,
+            let setting = |name: &str| {
+                SETTINGS
+                    .iter()
+                    .find(|(known, _)| known.eq_ignore_ascii_case(name))
+                    .map(|(_, value)| value.to_string())
             };
             each_text(args, |name| ScalarValue::Utf8(name.and_then(setting)))
         }),

@@ -5,7 +5,9 @@
 //! PostgreSQL itself. SQLAlchemy's inspector (which Superset calls when a dataset is added) uses
 //! three constructs DataFusion lacks: correlated scalar subqueries inside `CASE` (column defaults,
 //! identity and collation), `unnest` and `generate_subscripts` of `int2vector` columns (the
-//! columns of a key or an index), and `pg_class.reloptions`. The catalog rewrites apply only to
+//! columns of a key or an index), and `pg_class.reloptions`. pgjdbc (Metabase's driver) asks for
+//! primary keys with `information_schema._pg_expandarray(indkey)` and reads its fields as
+//! `(keys).x`. The catalog rewrites apply only to
 //! statements that read nothing but `pg_catalog` and `information_schema`, so an analyst's own
 //! query is never changed behind their back.
 
@@ -13,8 +15,8 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Query, SelectItem, SetExpr, Statement, TableFactor,
-    Value, Visit, VisitMut, Visitor, VisitorMut, visit_expressions_mut, visit_relations,
+    AccessExpr, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Query, SelectItem, SetExpr, Statement,
+    TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut, visit_expressions_mut, visit_relations,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -23,7 +25,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 pub fn rewrite(statement: &mut Statement) {
     rewrite_like_escapes(statement);
     if reads_only_catalogs(statement) {
-        rewrite_int2vectors(statement);
+        rewrite_catalog_functions(statement);
         let _ = VisitMut::visit(statement, &mut CatalogProjections);
     }
 }
@@ -62,6 +64,7 @@ fn rewrite_like_escapes(statement: &mut Statement) {
 
 /// Whether every relation the statement names is a catalog table (`pg_catalog.*`,
 /// `information_schema.*`, or a bare `pg_*` name, which PostgreSQL finds in `pg_catalog`).
+/// Catalog tables are small and their SQL comes from drivers, which is what the rewrites are for.
 fn reads_only_catalogs(statement: &Statement) -> bool {
     let mut any = false;
     let outside = visit_relations(statement, |name| {
@@ -73,7 +76,9 @@ fn reads_only_catalogs(statement: &Statement) -> bool {
             .collect();
         let catalog = match parts.as_slice() {
             [.., schema, _] => schema == "pg_catalog" || schema == "information_schema",
-            [table] => table.starts_with("pg_"),
+            // (and `generate_series`, a table function pgjdbc calls as `pg_catalog.generate_series`
+            // for key positions, which arrives here unqualified)
+            [table] => table.starts_with("pg_") || table == "generate_series",
             [] => false,
         };
         if catalog {
@@ -85,15 +90,19 @@ fn reads_only_catalogs(statement: &Statement) -> bool {
     any && outside.is_continue()
 }
 
+/// The column an expression names, lower case.
+fn column_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Identifier(ident) => Some(ident.value.to_ascii_lowercase()),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
 /// The element type of an `int2vector` or `oidvector` column of `pg_index`, which the catalog
 /// keeps as space-separated text (`'1 2'`).
 fn vector_type(expr: &Expr) -> Option<&'static str> {
-    let column = match expr {
-        Expr::Identifier(ident) => ident,
-        Expr::CompoundIdentifier(parts) => parts.last()?,
-        _ => return None,
-    };
-    match column.value.to_ascii_lowercase().as_str() {
+    match column_name(expr)?.as_str() {
         "indkey" | "indoption" => Some("SMALLINT[]"),
         "indclass" | "indcollation" => Some("INT[]"),
         _ => None,
@@ -122,10 +131,48 @@ fn call(expr: &Expr) -> Option<(String, Vec<&Expr>)> {
 
 /// `unnest(indkey)` as `unnest(CAST(string_to_array(indkey, ' ') AS SMALLINT[]))`, and
 /// `generate_subscripts(indkey, 1)` as the positions 1..n of that array (the `1` kept, since a
-/// client binds it as a parameter).
-fn rewrite_int2vectors(statement: &mut Statement) {
+/// client binds it as a parameter). `_pg_expandarray(indkey)` as a record of NULLs: it pairs a
+/// key's columns with their positions, and the warehouse's tables have no keys (the catalog's
+/// own rows, PostgreSQL's system tables, lose theirs). `(record).field` as
+/// `get_field(record, 'field')`, which is how DataFusion spells it.
+fn rewrite_catalog_functions(statement: &mut Statement) {
     let _ = visit_expressions_mut(statement, |expr| {
+        // `conkey[n]`: the catalog keeps a constraint's columns as text, `[1, 2]`.
+        // (`con.conkey[n]` parses as `con` followed by `.conkey` and `[n]`.)
+        if let Expr::CompoundFieldAccess { root, access_chain } = &*expr
+            && let [path @ .., subscript @ AccessExpr::Subscript(_)] = access_chain.as_slice()
+            && let column = path.iter().fold(root.to_string(), |text, step| format!("{text}{step}"))
+            && let Some(name) = column.rsplit('.').next()
+            && (name.eq_ignore_ascii_case("conkey") || name.eq_ignore_ascii_case("confkey"))
+            && let Some(rewritten) = parse_expr(&format!(
+                "CAST(string_to_array(btrim({column}, '[]'), ', ') AS SMALLINT[]){subscript}"
+            ))
+        {
+            *expr = rewritten;
+            return ControlFlow::<()>::Continue(());
+        }
+        if let Expr::CompoundFieldAccess { root, access_chain } = &*expr
+            && let [AccessExpr::Dot(Expr::Identifier(field))] = access_chain.as_slice()
+            && let Some(rewritten) = parse_expr(&format!("get_field({root}, '{}')", field.value.replace('\'', "''")))
+        {
+            *expr = rewritten;
+            return ControlFlow::<()>::Continue(());
+        }
         let replacement = match call(expr) {
+            // The same subscript, as datafusion-postgres's own rewrites hand it on.
+            Some((name, args))
+                if name == "array_element"
+                    && args.len() == 2
+                    && column_name(args[0]).is_some_and(|c| c == "conkey" || c == "confkey") =>
+            {
+                Some(format!(
+                    "array_element(CAST(string_to_array(btrim({}, '[]'), ', ') AS SMALLINT[]), {})",
+                    args[0], args[1]
+                ))
+            }
+            Some((name, args)) if name == "_pg_expandarray" && args.len() == 1 => {
+                Some("named_struct('x', CAST(NULL AS INT), 'n', CAST(NULL AS INT))".to_string())
+            }
             Some((name, args)) if name == "unnest" && args.len() == 1 => {
                 vector_type(args[0]).map(|t| format!("unnest(CAST(string_to_array({}, ' ') AS {t}))", args[0]))
             }
@@ -282,6 +329,26 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("CAST(NULL AS TEXT[]) AS reloptions"), "{out}");
+        // pgjdbc's primary keys.
+        let out = rewritten(
+            "SELECT r.a FROM (SELECT (information_schema._pg_expandarray(i.indkey)).n AS key_seq, \
+             information_schema._pg_expandarray(i.indkey) AS keys, i.indrelid AS a FROM pg_catalog.pg_index i) r \
+             WHERE r.a = (r.keys).x",
+        );
+        assert!(
+            out.contains("get_field((named_struct('x', CAST(NULL AS INT), 'n', CAST(NULL AS INT))), 'n') AS key_seq"),
+            "{out}"
+        );
+        assert!(out.contains("WHERE r.a = get_field((r.keys), 'x')"), "{out}");
+        // pgjdbc's foreign keys.
+        let out = rewritten(
+            "SELECT con.conname FROM pg_catalog.pg_constraint con, pg_catalog.generate_series(1, 32) pos(n) \
+             WHERE con.conkey[pos.n] = 1",
+        );
+        assert!(
+            out.contains("WHERE CAST(string_to_array(btrim(con.conkey, '[]'), ', ') AS SMALLINT[])[pos.n] = 1"),
+            "{out}"
+        );
     }
 
     #[test]
