@@ -695,7 +695,7 @@ fn postgres_clients_connect_query_and_browse() {
             .arg(&jar)
             .arg(&program)
             .arg(format!("jdbc:postgresql://127.0.0.1:{}/tributary", server.pg))
-            .args(["anna", &password("anna")]),
+            .args(["anna", password("anna")]),
         true,
     );
     let text = String::from_utf8_lossy(&out.stdout);

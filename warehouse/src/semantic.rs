@@ -50,7 +50,7 @@ impl Grain {
             Grain::Day => true,
             Grain::Week => day.weekday() == chrono::Weekday::Mon,
             Grain::Month => day.day() == 1,
-            Grain::Quarter => day.day() == 1 && day.month0() % 3 == 0,
+            Grain::Quarter => day.day() == 1 && day.month0().is_multiple_of(3),
             Grain::Year => day.ordinal() == 1,
         }
     }

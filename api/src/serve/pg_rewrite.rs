@@ -159,17 +159,6 @@ fn rewrite_catalog_functions(statement: &mut Statement) {
             return ControlFlow::<()>::Continue(());
         }
         let replacement = match call(expr) {
-            // The same subscript, as datafusion-postgres's own rewrites hand it on.
-            Some((name, args))
-                if name == "array_element"
-                    && args.len() == 2
-                    && column_name(args[0]).is_some_and(|c| c == "conkey" || c == "confkey") =>
-            {
-                Some(format!(
-                    "array_element(CAST(string_to_array(btrim({}, '[]'), ', ') AS SMALLINT[]), {})",
-                    args[0], args[1]
-                ))
-            }
             Some((name, args)) if name == "_pg_expandarray" && args.len() == 1 => {
                 Some("named_struct('x', CAST(NULL AS INT), 'n', CAST(NULL AS INT))".to_string())
             }
