@@ -377,13 +377,7 @@ impl Warehouse {
     /// stream ends (or is dropped by a client that went away).
     pub async fn query(&self, query: &str, caller: &Caller, protocol: &str) -> Result<QueryStream, QueryError> {
         let mut stream = self.stream(query, caller, protocol);
-        // A BI tool sends the same SQL again and again between two refreshes: while the tables
-        // it reads are unchanged, a repeatable query's rows come from the result cache.
-        let versions = self.versions_read(query);
-        if let Some(versions) = &versions
-            && let Some(answer) = self.answers.get(caller.role, query, versions)
-        {
-            stream.replay(answer);
+        if self.recall(query, caller.role, &mut stream) {
             return Ok(stream);
         }
         let deadline = stream.deadline.deadline();
@@ -395,17 +389,8 @@ impl Warehouse {
                 .sql_to_statement(query, &dialect)
                 .map_err(|e| classify(e, &self.limits))?;
             let plan = self.plan_statement(&ctx, statement, caller).await?;
-            if let Some(versions) = versions
-                && is_repeatable(&plan)
-            {
-                stream.keep = Some(Keep {
-                    cache: self.answers.clone(),
-                    role: caller.role,
-                    sql: query.to_string(),
-                    versions,
-                    batches: Vec::new(),
-                    bytes: 0,
-                });
+            if !is_repeatable(&plan) {
+                stream.keep = None;
             }
             self.start(&ctx, plan, &mut stream).await
         };
@@ -414,7 +399,9 @@ impl Warehouse {
     }
 
     /// Run a plan from [`Warehouse::plan_statement`] under every limit, as [`Warehouse::query`]
-    /// does; `sql` is what the query log records.
+    /// does; `sql` is what the query log records. With `by_text` (the plan is `sql` with no
+    /// parameters bound, so the text alone decides the rows) the answer comes from, or goes to,
+    /// the result cache as [`Warehouse::query`]'s does.
     pub async fn execute(
         &self,
         ctx: &SessionContext,
@@ -422,8 +409,15 @@ impl Warehouse {
         sql: &str,
         caller: &Caller,
         protocol: &str,
+        by_text: bool,
     ) -> Result<QueryStream, QueryError> {
         let mut stream = self.stream(sql, caller, protocol);
+        if by_text && self.recall(sql, caller.role, &mut stream) {
+            return Ok(stream);
+        }
+        if !is_repeatable(&plan) {
+            stream.keep = None;
+        }
         let deadline = stream.deadline.deadline();
         let started = tokio::time::timeout_at(deadline, self.start(ctx, plan, &mut stream)).await;
         self.started(stream, started)
@@ -445,6 +439,29 @@ impl Warehouse {
         };
         stream.finish(Some(&error));
         Err(error)
+    }
+
+    /// A BI tool sends the same SQL again and again between two refreshes: while the tables it
+    /// reads are unchanged, its rows come from the result cache. Replays the kept answer to `sql`
+    /// into `stream` if there is one (true); otherwise readies `stream` to keep its rows under the
+    /// versions of the tables it reads (to be undone if its plan is not repeatable).
+    fn recall(&self, sql: &str, role: Role, stream: &mut QueryStream) -> bool {
+        let Some(versions) = self.versions_read(sql) else {
+            return false;
+        };
+        if let Some(answer) = self.answers.get(role, sql, &versions) {
+            stream.replay(answer);
+            return true;
+        }
+        stream.keep = Some(Keep {
+            cache: self.answers.clone(),
+            role,
+            sql: sql.to_string(),
+            versions,
+            batches: Vec::new(),
+            bytes: 0,
+        });
+        false
     }
 
     /// Record a query that failed before it could run (at planning), as its stream would have.
@@ -912,6 +929,30 @@ mod tests {
         assert_eq!(kept(&warehouse, sql), None);
         let fresh = rows_of(&warehouse, sql).await;
         assert!(fresh.iter().any(|l| l.contains("| 30 ")), "{fresh:?}");
+        // The PostgreSQL endpoint's path, a plan with its text: recalled by the text when no
+        // parameters were bound (shown here with a plan that would answer 0), run otherwise.
+        let ctx = warehouse.session_for(Role::Admin);
+        let other = ctx
+            .state()
+            .create_logical_plan("SELECT CAST(0 AS BIGINT) AS units")
+            .await
+            .unwrap();
+        let run = |by_text: bool| {
+            let (ctx, other) = (ctx.clone(), other.clone());
+            let warehouse = &warehouse;
+            async move {
+                let stream = warehouse
+                    .execute(&ctx, other, sql, &Caller::local(), "pg", by_text)
+                    .await
+                    .unwrap();
+                let batches: Vec<RecordBatch> = stream.map(|b| b.unwrap()).collect().await;
+                datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                    .unwrap()
+                    .to_string()
+            }
+        };
+        assert!(run(true).await.contains("| 30 "), "recalled");
+        assert!(run(false).await.contains("| 0 "), "run");
         // Answers that may change between calls are never kept.
         let clock = "SELECT now() AS at, sum(units) AS units FROM marts.stock";
         rows_of(&warehouse, clock).await;

@@ -179,18 +179,20 @@ impl Inner {
         })
     }
 
-    /// Run a plan under the limits and encode its rows in `format`.
+    /// Run a plan under the limits and encode its rows in `format`; `by_text` when no parameters
+    /// were bound, so that the answer may come from the result cache.
     async fn run(
         &self,
         connection: &Connection,
         plan: LogicalPlan,
         sql: &str,
+        by_text: bool,
         format: &Format,
         options: Arc<FormatOptions>,
     ) -> PgWireResult<Response> {
         let mut rows = self
             .warehouse
-            .execute(&connection.ctx, plan, sql, &connection.caller, "pg")
+            .execute(&connection.ctx, plan, sql, &connection.caller, "pg", by_text)
             .await
             .map_err(|e| pg_error(&e))?;
         let schema = rows.schema();
@@ -365,7 +367,7 @@ impl SimpleQueryHandler for Service {
                 Kind::Query => {
                     let plan = self.inner.plan(&connection, statement, &sql).await?;
                     self.inner
-                        .run(&connection, plan, &sql, &Format::UnifiedText, options.clone())
+                        .run(&connection, plan, &sql, true, &Format::UnifiedText, options.clone())
                         .await?
                 }
                 Kind::Session => {
@@ -414,10 +416,14 @@ impl ExtendedQueryHandler for Service {
         match classify(statement) {
             Kind::Query => {
                 let values = parameter_values(portal, plan)?;
+                let by_text = match &values {
+                    ParamValues::List(list) => list.is_empty(),
+                    ParamValues::Map(map) => map.is_empty(),
+                };
                 let plan = plan.clone().replace_params_with_values(&values).map_err(api_error)?;
                 let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
                 self.inner
-                    .run(&connection, plan, sql, &portal.result_column_format, options)
+                    .run(&connection, plan, sql, by_text, &portal.result_column_format, options)
                     .await
             }
             Kind::Session => {
