@@ -389,7 +389,7 @@ impl Warehouse {
                 .sql_to_statement(query, &dialect)
                 .map_err(|e| classify(e, &self.limits))?;
             let plan = self.plan_statement(&ctx, statement, caller).await?;
-            if !is_repeatable(&plan) {
+            if stream.keep.is_some() && !is_repeatable(&plan) {
                 stream.keep = None;
             }
             self.start(&ctx, plan, &mut stream).await
@@ -415,7 +415,7 @@ impl Warehouse {
         if by_text && self.recall(sql, caller.role, &mut stream) {
             return Ok(stream);
         }
-        if !is_repeatable(&plan) {
+        if stream.keep.is_some() && !is_repeatable(&plan) {
             stream.keep = None;
         }
         let deadline = stream.deadline.deadline();
@@ -562,26 +562,6 @@ impl Warehouse {
             rows: stream.rows,
             elapsed: stream.started.elapsed(),
         })
-    }
-
-    /// [`Warehouse::sql_as`] for a query the API composed itself, answered from the result cache
-    /// while every table it reads is at the version it was answered at (see
-    /// [`crate::result_cache`]). Answers from the cache are logged like any other query.
-    pub async fn sql_cached(&self, query: &str, caller: &Caller, protocol: &str) -> Result<QueryResult, QueryError> {
-        let Some(versions) = self.versions_read(query) else {
-            return self.sql_as(query, caller, protocol).await;
-        };
-        if let Some(mut result) = self.answers.get(caller.role, query, &versions) {
-            let mut stream = self.stream(query, caller, protocol);
-            stream.rows = result.rows;
-            stream.bytes = result.batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
-            result.elapsed = stream.started.elapsed();
-            stream.finish(None);
-            return Ok(result);
-        }
-        let result = self.sql_as(query, caller, protocol).await?;
-        self.answers.put(caller.role, query, versions, &result);
-        Ok(result)
     }
 
     /// The newest version of every warehouse table `query` names, or `None` when it names none

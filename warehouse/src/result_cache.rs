@@ -1,7 +1,6 @@
-//! Answers kept while the tables they read are unchanged: the queries the API composes itself
-//! (semantic-layer questions, churn risks, forecasts, through
-//! [`crate::engine::Warehouse::sql_cached`]) and the SQL that BI tools and analysts send
-//! ([`crate::engine::Warehouse::query`]). A dashboard asks the same few questions again and again
+//! Answers kept while the tables they read are unchanged, for every query that goes through
+//! [`crate::engine::Warehouse::query`] (the queries the API composes itself: semantic-layer
+//! questions, churn risks, forecasts; and the SQL that BI tools and analysts send). A dashboard asks the same few questions again and again
 //! between two refreshes; each answer is checked against the newest commit of every table it read
 //! (one directory listing per table), so an answer is never older than the tables, and a role's
 //! answer is never given to another role (masks differ). SQL that calls a function whose answer
