@@ -20,12 +20,9 @@ fn chromium() -> PathBuf {
     }
     let debian = PathBuf::from("/usr/bin/chromium");
     if !debian.exists() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser/install-chromium");
-        let status = Command::new(&script).status().expect("install-chromium runs");
-        assert!(
-            status.success(),
-            "{} failed: install Debian's chromium or set CHROMIUM",
-            script.display()
+        crate::install(
+            "tests/browser/install-chromium",
+            "install Debian's chromium or set CHROMIUM",
         );
     }
     debian

@@ -50,6 +50,16 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).expect("stderr is UTF-8")
 }
 
+/// Run one of the tests' install scripts (`tests/browser/install-chromium`, ...), which install a
+/// Debian package with apt; `what` says how to do without it when it fails.
+pub fn install(script: &str, what: &str) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(script);
+    let status = Command::new(&script)
+        .status()
+        .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+    assert!(status.success(), "{} failed: {what}", script.display());
+}
+
 /// Data rows of a CSV file (lines minus the header).
 pub fn data_rows(path: &Path) -> usize {
     std::fs::read_to_string(path)

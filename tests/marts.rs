@@ -111,97 +111,73 @@ fn ingest_builds_the_marts_they_reconcile_and_profile_prints_seven_ps() {
     assert!(stderr(&wrong).contains("no layer \"lake\""), "{}", stderr(&wrong));
 
     // The semantic layer answers a dashboard's question from rollups, with the facts' numbers.
-    let answered = run(
-        tributary().args([
-            "--data-dir",
-            &d,
-            "metrics",
+    let explained = rollup_equals_sql(
+        &d,
+        &[
             "revenue,orders,active_customers",
             "--by",
             "date,region",
             "--grain",
             "month",
-            "--explain",
-            "--format",
-            "csv",
-        ]),
-        true,
-    );
-    let explained = stderr(&answered);
-    assert!(
-        explained.contains("-- reads marts.sales_daily, marts.orders_daily, marts.active_customers"),
-        "{explained}"
+        ],
+        "-- reads marts.sales_daily, marts.orders_daily, marts.active_customers",
+        "SELECT CAST(date_trunc('month', order_date) AS DATE), COALESCE(region, 'unknown'), SUM(net_amount), \
+         COUNT(DISTINCT order_id), COUNT(DISTINCT customer_key) FROM core.order_line \
+         WHERE status <> 'cancelled' GROUP BY 1, 2 ORDER BY 1, 2",
+        12,
     );
     assert!(!explained.contains("core.order_line"), "{explained}");
-    let from_facts = stdout(&run(
-        tributary().args([
-            "--data-dir",
-            &d,
-            "sql",
-            "SELECT CAST(date_trunc('month', order_date) AS DATE), COALESCE(region, 'unknown'), SUM(net_amount), \
-             COUNT(DISTINCT order_id), COUNT(DISTINCT customer_key) FROM core.order_line \
-             WHERE status <> 'cancelled' GROUP BY 1, 2 ORDER BY 1, 2",
-            "--format",
-            "csv",
-        ]),
-        true,
-    ));
-    let rollup_text = stdout(&answered);
-    let rollup_rows: Vec<&str> = rollup_text.lines().skip(1).collect();
-    let fact_rows: Vec<&str> = from_facts.lines().skip(1).collect();
-    assert!(fact_rows.len() > 12, "{from_facts}");
-    assert_eq!(rollup_rows, fact_rows, "rollups and facts disagree");
 
     // Campaigns the same way: the rollup's touches, conversions and control groups equal the
     // touches themselves.
-    let answered = run(
-        tributary().args([
-            "--data-dir",
-            &d,
-            "metrics",
+    rollup_equals_sql(
+        &d,
+        &[
             "touches,conversions,attributed_revenue,control_touches,control_conversions",
             "--by",
             "campaign,region",
-            "--explain",
-            "--format",
-            "csv",
-        ]),
-        true,
+        ],
+        "-- reads marts.campaign_daily",
+        "SELECT k.name, COALESCE(c.region, 'unknown'), \
+         SUM(CASE WHEN NOT t.is_control THEN 1 ELSE 0 END), \
+         SUM(CASE WHEN NOT t.is_control AND t.converted THEN 1 ELSE 0 END), \
+         CAST(SUM(CASE WHEN NOT t.is_control AND t.converted THEN t.converted_revenue ELSE 0 END) AS DECIMAL(18, 2)), \
+         SUM(CASE WHEN t.is_control THEN 1 ELSE 0 END), \
+         SUM(CASE WHEN t.is_control AND t.converted THEN 1 ELSE 0 END) \
+         FROM core.campaign_touch t JOIN core.campaign k ON k.campaign_id = t.campaign_id \
+         LEFT JOIN core.customer c ON c.customer_key = t.customer_key GROUP BY 1, 2 ORDER BY 1, 2",
+        5,
     );
-    assert!(
-        stderr(&answered).contains("-- reads marts.campaign_daily"),
-        "{}",
-        stderr(&answered)
-    );
-    let from_touches = stdout(&run(
-        tributary().args([
-            "--data-dir",
-            &d,
-            "sql",
-            "SELECT k.name, COALESCE(c.region, 'unknown'), \
-             SUM(CASE WHEN NOT t.is_control THEN 1 ELSE 0 END), \
-             SUM(CASE WHEN NOT t.is_control AND t.converted THEN 1 ELSE 0 END), \
-             CAST(SUM(CASE WHEN NOT t.is_control AND t.converted THEN t.converted_revenue ELSE 0 END) AS DECIMAL(18, 2)), \
-             SUM(CASE WHEN t.is_control THEN 1 ELSE 0 END), \
-             SUM(CASE WHEN t.is_control AND t.converted THEN 1 ELSE 0 END) \
-             FROM core.campaign_touch t JOIN core.campaign k ON k.campaign_id = t.campaign_id \
-             LEFT JOIN core.customer c ON c.customer_key = t.customer_key GROUP BY 1, 2 ORDER BY 1, 2",
-            "--format",
-            "csv",
-        ]),
-        true,
-    ));
-    let rollup_text = stdout(&answered);
-    let rollup_rows: Vec<&str> = rollup_text.lines().skip(1).collect();
-    let touch_rows: Vec<&str> = from_touches.lines().skip(1).collect();
-    assert!(touch_rows.len() > 5, "{from_touches}");
-    assert_eq!(rollup_rows, touch_rows, "the campaign rollup and the touches disagree");
 
     let missing = run(
         tributary().args(["--data-dir", &d, "profile", "nobody@nowhere.example"]),
         false,
     );
     assert!(stderr(&missing).contains("no customer matches"), "{}", stderr(&missing));
+}
+
+/// `tributary metrics ARGS --explain` reads the tables `reads` names and gives, row for row, what
+/// `sql` over the facts gives (more than `min_rows` rows); returns the explanation.
+fn rollup_equals_sql(d: &str, args: &[&str], reads: &str, sql: &str, min_rows: usize) -> String {
+    let answered = run(
+        tributary()
+            .args(["--data-dir", d, "metrics"])
+            .args(args)
+            .args(["--explain", "--format", "csv"]),
+        true,
+    );
+    let explained = stderr(&answered);
+    assert!(explained.contains(reads), "{explained}");
+    let from_facts = stdout(&run(
+        tributary().args(["--data-dir", d, "sql", sql, "--format", "csv"]),
+        true,
+    ));
+    let rollup_text = stdout(&answered);
+    let rollup_rows: Vec<&str> = rollup_text.lines().skip(1).collect();
+    let fact_rows: Vec<&str> = from_facts.lines().skip(1).collect();
+    assert!(fact_rows.len() > min_rows, "{from_facts}");
+    assert_eq!(rollup_rows, fact_rows, "the rollups and the facts disagree ({reads})");
+    explained
 }
 
 /// DuckDB runs every mart's SQL (as `tributary refresh` rendered it) over the Parquet files of our

@@ -574,12 +574,9 @@ fn pgjdbc() -> (PathBuf, PathBuf) {
         .output()
         .is_ok_and(|o| o.status.success());
     if !debian.exists() || !has_java {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/jdbc/install-pgjdbc");
-        let status = Command::new(&script).status().expect("install-pgjdbc runs");
-        assert!(
-            status.success(),
-            "{} failed: install Debian's libpostgresql-jdbc-java or set PGJDBC_JAR",
-            script.display()
+        crate::install(
+            "tests/jdbc/install-pgjdbc",
+            "install Debian's libpostgresql-jdbc-java or set PGJDBC_JAR",
         );
     }
     (java, debian)
