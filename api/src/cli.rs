@@ -285,7 +285,8 @@ pub struct TrainArgs {
 /// Models `tributary train` knows.
 #[derive(Debug, Subcommand)]
 pub enum TrainWhat {
-    /// Churn: logistic regression and a random forest, chosen on validation, judged on test.
+    /// Churn: logistic regression, a random forest and gradient-boosted trees, chosen on validation,
+    /// judged on test.
     Churn(ChurnTrainArgs),
     /// Lifetime value: BG/NBD and Gamma-Gamma by maximum likelihood, into ml.customer_lifetime.
     Lifetime(LifetimeArgs),

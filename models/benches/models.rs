@@ -2,8 +2,10 @@
 //! product series, beside scikit-learn and statsforecast on the same files in the same run:
 //!
 //! ```sh
-//! cargo bench -p tributary-models --bench models [-- CUSTOMERS [SERIES [PEER_SERIES]]]
+//! cargo bench -p tributary-models --bench models [-- CUSTOMERS [SERIES [PEER_SERIES]] [--skip-forest]]
 //! ```
+//!
+//! `--skip-forest` leaves out linfa's random forest, which takes about 12 minutes at 1 million rows.
 //!
 //! The data are synthetic with a known signal (a churn label from a logistic model with an
 //! interaction and a threshold, so trees and lines differ; seasonal weekly series with trend and
@@ -21,7 +23,8 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array,
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use tributary_models::classifier::{ForestShape, fit_forest, fit_logistic};
+use tributary_models::boosting::BoostingShape;
+use tributary_models::classifier::{ForestShape, fit_boosting, fit_forest, fit_logistic};
 use tributary_models::design::{Design, labels};
 use tributary_models::forecast::ets_forecast;
 use tributary_models::metrics::roc_auc;
@@ -156,6 +159,7 @@ fn main() {
     let rows = args.first().copied().unwrap_or(1_000_000);
     let series_count = args.get(1).copied().unwrap_or(10_000);
     let peer_series = args.get(2).copied().unwrap_or(1_000).min(series_count);
+    let with_forest = !std::env::args().any(|a| a == "--skip-forest");
     let dir = work_dir();
     std::fs::create_dir_all(&dir).expect("the bench folder");
     let customer_file = dir.join(format!("customers-{rows}.parquet"));
@@ -213,18 +217,27 @@ fn main() {
     let mut p = Vec::new();
     let logistic_score = timed(&mut || p = logistic.probabilities(&x));
     let logistic_auc = roc_auc(&y_test, &test.iter().map(|&i| p[i]).collect::<Vec<_>>()).unwrap_or(0.0);
-    let shape = ForestShape {
-        trees: 100,
-        max_depth: 10,
-        row_share: 0.5,
-        feature_share: 0.6,
-        seed: 7,
-    };
-    let mut forest = None;
-    let forest_train = timed(&mut || forest = Some(fit_forest(&x_train, &y_train, shape).expect("forest")));
-    let forest = forest.expect("fitted");
-    let forest_score = timed(&mut || p = forest.probabilities(&x));
-    let forest_auc = roc_auc(&y_test, &test.iter().map(|&i| p[i]).collect::<Vec<_>>()).unwrap_or(0.0);
+    let (mut forest_train, mut forest_score, mut forest_auc) = (f64::NAN, f64::NAN, f64::NAN);
+    if with_forest {
+        let shape = ForestShape {
+            trees: 100,
+            max_depth: 10,
+            row_share: 0.5,
+            feature_share: 0.6,
+            seed: 7,
+        };
+        let mut forest = None;
+        forest_train = timed(&mut || forest = Some(fit_forest(&x_train, &y_train, shape).expect("forest")));
+        let forest = forest.expect("fitted");
+        forest_score = timed(&mut || p = forest.probabilities(&x));
+        forest_auc = roc_auc(&y_test, &test.iter().map(|&i| p[i]).collect::<Vec<_>>()).unwrap_or(0.0);
+    }
+    let mut boosted = None;
+    let boosting_train =
+        timed(&mut || boosted = Some(fit_boosting(&x_train, &y_train, &BoostingShape::default()).expect("boosting")));
+    let boosted = boosted.expect("fitted");
+    let boosting_score = timed(&mut || p = boosted.probabilities(&x));
+    let boosting_auc = roc_auc(&y_test, &test.iter().map(|&i| p[i]).collect::<Vec<_>>()).unwrap_or(0.0);
 
     let ets_all = timed(&mut || {
         for s in &all_series {
@@ -273,6 +286,16 @@ fn main() {
         number("logistic_score_seconds"),
     );
     line(
+        "train gradient boosting, s (vs HistGradientBoosting)",
+        boosting_train,
+        number("boosting_train_seconds"),
+    );
+    line(
+        "score every row, boosting, s",
+        boosting_score,
+        number("boosting_score_seconds"),
+    );
+    line(
         "train random forest, s (vs HistGradientBoosting)",
         forest_train,
         number("boosting_train_seconds"),
@@ -283,6 +306,11 @@ fn main() {
         number("boosting_score_seconds"),
     );
     line("test ROC AUC, logistic", logistic_auc, number("logistic_test_auc"));
+    line(
+        "test ROC AUC, gradient boosting",
+        boosting_auc,
+        number("boosting_test_auc"),
+    );
     line(
         "test ROC AUC, forest vs boosting",
         forest_auc,

@@ -5,7 +5,8 @@
 1. Churn on the sample company: `tributary train churn --export-features` writes the very rows of
    its time-based train, validation and test splits; scikit-learn's LogisticRegression and
    HistGradientBoostingClassifier train on the same training rows and are scored on the same test
-   rows. Targets: our logistic regression and our forest each within 0.01 ROC AUC of them.
+   rows. Targets: our logistic regression and our gradient-boosted trees each within 0.01 ROC AUC
+   of them (linfa's random forest is shown beside HistGradientBoosting too, for information).
 2. Churn on any table: mlc_churn through `tributary train churn --sql`, with the same row split
    (rows 1-3 of every 5 train, the 4th validates, the 5th tests) for scikit-learn.
 3. Demand: `tributary forecast demand --export-series` writes the weekly series it backtests;
@@ -90,7 +91,7 @@ def sklearn_models(train, test, label, drop):
 
 def ours(report):
     by = {c["algorithm"]: c["test"]["roc_auc"] for c in report["candidates"]}
-    return by["logistic_regression"], by["random_forest"]
+    return by["logistic_regression"], by["gradient_boosting"], by["random_forest"]
 
 
 def mase(history, actual, forecast, season):
@@ -133,6 +134,7 @@ def main():
     binary = os.path.abspath(args.tributary)
     results = []
     missed = []
+    shown = []  # figures without a target
 
     if not (company / "tables" / "core").exists():
         tributary(binary, company, "generate", "--customers", str(args.customers), "--years", "3")
@@ -146,11 +148,12 @@ def main():
     train = pl.read_parquet(features / "train.parquet")
     test = pl.read_parquet(features / "test.parquet")
     sk_lr, sk_hgb = sklearn_models(train, test, "churned", ["customer_key"])
-    our_lr, our_rf = ours(report)
+    our_lr, our_gb, our_rf = ours(report)
     results += [
         ("churn, sample company: logistic regression ROC AUC", our_lr, sk_lr, "scikit-learn LogisticRegression"),
-        ("churn, sample company: random forest ROC AUC", our_rf, sk_hgb, "scikit-learn HistGradientBoosting"),
+        ("churn, sample company: gradient boosting ROC AUC", our_gb, sk_hgb, "scikit-learn HistGradientBoosting"),
     ]
+    shown.append(("churn, sample company: linfa random forest ROC AUC", our_rf, sk_hgb, "scikit-learn HistGradientBoosting"))
 
     # 2. Churn on any table: mlc_churn.
     mlc = work / "mlc"
@@ -166,11 +169,12 @@ def main():
     train = rows.filter(pl.col("i") % 5 < 3).drop("i")
     test = rows.filter(pl.col("i") % 5 == 4).drop("i")
     sk_lr, sk_hgb = sklearn_models(train, test, "churn", [])
-    our_lr, our_rf = ours(report)
+    our_lr, our_gb, our_rf = ours(report)
     results += [
         ("churn, mlc_churn: logistic regression ROC AUC", our_lr, sk_lr, "scikit-learn LogisticRegression"),
-        ("churn, mlc_churn: random forest ROC AUC", our_rf, sk_hgb, "scikit-learn HistGradientBoosting"),
+        ("churn, mlc_churn: gradient boosting ROC AUC", our_gb, sk_hgb, "scikit-learn HistGradientBoosting"),
     ]
+    shown.append(("churn, mlc_churn: linfa random forest ROC AUC", our_rf, sk_hgb, "scikit-learn HistGradientBoosting"))
     for name, mine, theirs, _ in results:
         if theirs - mine > 0.01:
             missed.append(f"{name}: {mine:.4f} is more than 0.01 below {theirs:.4f}")
@@ -209,6 +213,8 @@ def main():
     print(f"{'measure':<55} {'tributary':>10} {'peer':>10} {'ratio':>7}  peer")
     for name, mine, theirs, peer in results:
         print(f"{name:<55} {mine:>10.4f} {theirs:>10.4f} {mine / theirs:>7.3f}  {peer}")
+    for name, mine, theirs, peer in shown:
+        print(f"{name:<55} {mine:>10.4f} {theirs:>10.4f} {mine / theirs:>7.3f}  {peer} (no target)")
     if missed:
         print()
         print("targets missed:")

@@ -5,8 +5,8 @@
 //! only rows dated on or before the cut-off), and the splits follow time, never rows: the model
 //! trains on the two cut-offs before the validation cut-off, is chosen on the validation cut-off,
 //! and is judged on the test cut-off, whose label window ends at the last day of data. Logistic
-//! regression and a random forest compete on validation ROC AUC, and the winner is used only if it
-//! beats the baseline of ranking by days since the last order.
+//! regression, a random forest and gradient-boosted trees compete on validation ROC AUC, and the
+//! winner is used only if it beats the baseline of ranking by days since the last order.
 //!
 //! On any table (`tributary train churn --sql`), the same machinery trains on one row per customer
 //! with a label column.
@@ -21,7 +21,8 @@ use std::sync::Arc;
 use tributary_warehouse::engine::Warehouse;
 
 use crate::ModelError;
-use crate::classifier::{Algorithm, Classifier, ForestShape, fit_forest, fit_logistic};
+use crate::boosting::BoostingShape;
+use crate::classifier::{Algorithm, Classifier, ForestShape, fit_boosting, fit_forest, fit_logistic};
 use crate::design::{Design, keys, labels};
 use crate::metrics::{brier, pr_auc, roc_auc, top_decile_lift};
 
@@ -47,7 +48,14 @@ pub struct ChurnOptions {
     pub tree_feature_share: f64,
     /// L2 penalty of the logistic regression (linfa's alpha; scikit-learn's C = 1 is 1).
     pub l2: f64,
-    /// Seed of the forest's sampling, so a run can be repeated exactly.
+    /// Most boosting rounds of the gradient-boosted trees (fewer when the loss stops improving).
+    pub boosting_rounds: usize,
+    /// Learning rate of the gradient-boosted trees.
+    pub learning_rate: f64,
+    /// Most leaves of a boosted tree.
+    pub max_leaves: usize,
+    /// Seed of the forest's sampling and the boosting's bins and hold-out, so a run can be
+    /// repeated exactly.
     pub seed: u64,
 }
 
@@ -61,6 +69,9 @@ impl Default for ChurnOptions {
             tree_row_share: 0.5,
             tree_feature_share: 0.6,
             l2: 1.0,
+            boosting_rounds: 100,
+            learning_rate: 0.1,
+            max_leaves: 31,
             seed: 7,
         }
     }
@@ -153,7 +164,7 @@ pub struct ChurnModel {
     pub design: Design,
     /// The fitted classifier.
     pub classifier: Classifier,
-    /// Typical feature values (medians, commonest levels), for forest reasons.
+    /// Typical feature values (medians, commonest levels), for the reasons of tree models.
     pub typical: Vec<f64>,
     /// Key column of the rows.
     pub key: String,
@@ -219,7 +230,7 @@ pub struct Splits {
     pub test: Rows,
 }
 
-/// Train both candidates on the training rows, choose on the validation rows, judge on the test
+/// Train every candidate on the training rows, choose on the validation rows, judge on the test
 /// rows. `baseline` names a numeric column whose value alone ranks churners (higher = more
 /// likely), or `None` for the constant model (ROC AUC 0.5).
 pub fn train(
@@ -265,6 +276,17 @@ pub fn train(
                 seed: options.seed,
             },
         )?,
+        fit_boosting(
+            &x_train,
+            &train.labels,
+            &BoostingShape {
+                rounds: options.boosting_rounds,
+                learning_rate: options.learning_rate,
+                max_leaves: options.max_leaves,
+                seed: options.seed,
+                ..BoostingShape::default()
+            },
+        )?,
     ];
     let mut reports = Vec::new();
     for candidate in &candidates {
@@ -279,7 +301,7 @@ pub fn train(
             let auc = |i: usize| reports[i].validation.roc_auc.unwrap_or(0.0);
             auc(a).total_cmp(&auc(b)).then(b.cmp(&a))
         })
-        .expect("two candidates");
+        .expect("three candidates");
     let classifier = candidates.into_iter().nth(best).expect("in range");
 
     let baseline_scores = |rows: &Rows| -> Result<Vec<f64>, ModelError> {

@@ -1,7 +1,8 @@
-//! The two binary classifiers a churn model chooses between, fitted with linfa and stored as plain
-//! parameters: logistic regression (linfa-logistic, on standardised features) and a random forest
-//! of linfa-trees decision trees (bootstrapped rows, a random subset of features per tree, the
-//! probability being the share of trees that vote yes).
+//! The binary classifiers a churn model chooses between, stored as plain parameters: logistic
+//! regression (linfa-logistic, on standardised features), a random forest of linfa-trees decision
+//! trees (bootstrapped rows, a random subset of features per tree, the probability being the share
+//! of trees that vote yes), and gradient-boosted trees on binned features ([`crate::boosting`],
+//! ours: linfa has no trees to boost, and its forest is slow and weaker on large tables).
 
 use linfa::Dataset;
 use linfa::prelude::{Fit, Predict};
@@ -11,6 +12,8 @@ use ndarray::{Array1, Array2, Axis};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
+
+use crate::boosting::{self, BoostedTrees, BoostingShape};
 
 /// Why a classifier could not be fitted.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +37,8 @@ pub enum Algorithm {
     LogisticRegression,
     /// Bagged decision trees with feature subsets.
     RandomForest,
+    /// Gradient-boosted trees on binned features.
+    GradientBoosting,
 }
 
 impl Algorithm {
@@ -42,6 +47,7 @@ impl Algorithm {
         match self {
             Self::LogisticRegression => "logistic_regression",
             Self::RandomForest => "random_forest",
+            Self::GradientBoosting => "gradient_boosting",
         }
     }
 }
@@ -68,6 +74,8 @@ pub enum Classifier {
         /// The feature columns each tree sees.
         features: Vec<Vec<usize>>,
     },
+    /// Gradient-boosted trees.
+    GradientBoosting(BoostedTrees),
 }
 
 fn check_classes(labels: &[bool]) -> Result<(), FitError> {
@@ -183,12 +191,19 @@ pub fn fit_forest(x: &Array2<f64>, labels: &[bool], shape: ForestShape) -> Resul
     })
 }
 
+/// Fit gradient-boosted trees (see [`crate::boosting`]).
+pub fn fit_boosting(x: &Array2<f64>, labels: &[bool], shape: &BoostingShape) -> Result<Classifier, FitError> {
+    check_classes(labels)?;
+    Ok(Classifier::GradientBoosting(boosting::fit(x, labels, shape)))
+}
+
 impl Classifier {
     /// Which algorithm this is.
     pub fn algorithm(&self) -> Algorithm {
         match self {
             Self::LogisticRegression { .. } => Algorithm::LogisticRegression,
             Self::RandomForest { .. } => Algorithm::RandomForest,
+            Self::GradientBoosting(_) => Algorithm::GradientBoosting,
         }
     }
 
@@ -224,11 +239,12 @@ impl Classifier {
                 let n = trees.len().max(1) as f64;
                 votes.into_iter().map(|v| v / n).collect()
             }
+            Self::GradientBoosting(trees) => trees.probabilities(x),
         }
     }
 
     /// For every row, how much each source column raises its probability: for logistic
-    /// regression the column's terms in the logit (relative to an average row); for a forest the
+    /// regression the column's terms in the logit (relative to an average row); for trees the
     /// fall in probability when the column takes its typical value instead (`typical` holds one
     /// row of typical values, `sources` the source column of each feature).
     pub fn contributions(&self, x: &Array2<f64>, typical: &[f64], sources: &[String]) -> (Vec<String>, Array2<f64>) {
@@ -256,7 +272,7 @@ impl Classifier {
                     }
                 }
             }
-            Self::RandomForest { .. } => {
+            Self::RandomForest { .. } | Self::GradientBoosting(_) => {
                 let base = self.probabilities(x);
                 for (k, _) in names.iter().enumerate() {
                     let mut changed = x.clone();

@@ -1,6 +1,7 @@
 //! Models and forecasts for Tributary, on top of the warehouse:
 //! - [`churn`]: point-in-time churn features from `core`, time-based splits, logistic regression
-//!   and a random forest on linfa ([`classifier`]), chosen on validation and scored with reasons;
+//!   and a random forest on linfa and gradient-boosted trees ([`boosting`], [`classifier`]),
+//!   chosen on validation and scored with reasons;
 //! - [`lifetime`]: BG/NBD and Gamma-Gamma by maximum likelihood ([`optimize`]), P(alive),
 //!   expected purchases and discounted lifetime value;
 //! - [`forecast`]: seasonal naive and exponential smoothing with intervals, rolling-origin
@@ -10,6 +11,7 @@
 //! - [`design`]: query results to feature matrices; [`registry`]: versioned model artefacts;
 //! - [`jobs`]: each job as one function that writes its `ml` table and records the run.
 
+pub mod boosting;
 pub mod churn;
 pub mod classifier;
 pub mod demand;
