@@ -150,8 +150,7 @@ impl datafusion::catalog::TableFunctionImpl for AsOfFunction {
                             .open(layer, &name, as_of)
                             .await
                             .map_err(|e| DataFusionError::Plan(format!("as_of: {e}")))?;
-                        table
-                            .table_provider()
+                        crate::store::Store::provider(&table)
                             .await
                             .map_err(|e| DataFusionError::Execution(e.to_string()))
                     })

@@ -63,6 +63,10 @@ pub enum AsOf {
     Time(DateTime<Utc>),
 }
 
+/// Rows handed to the Parquet encoder at a time. delta-rs slices every batch into 1,024-row pieces
+/// by default, and each piece pays the encoder's per-call work again; row groups stay as large.
+const WRITE_BATCH_ROWS: usize = 65_536;
+
 /// One write: the rows, how the table is partitioned, and the exactly-once marker.
 #[derive(Debug, Clone)]
 pub struct Append<'a> {
@@ -151,6 +155,28 @@ impl Store {
         found
     }
 
+    /// The query engine's view of an opened table. Filters of a query are not evaluated row by
+    /// row while Parquet pages are decoded (delta-rs does that unless told otherwise): most of our
+    /// filters keep most rows (`status <> 'cancelled'`), so decoding the filter columns first and
+    /// filtering twice costs more than it saves, and a hash join's dynamic filter evaluated per
+    /// row is slower still. The filters still skip files, row groups and pages by their
+    /// statistics, and are applied once above the scan, as DataFusion does for Parquet by default.
+    /// Text stays as string views, as delta-rs reads it by default.
+    pub async fn provider(table: &DeltaTable) -> Result<Arc<dyn datafusion::catalog::TableProvider>, DataFusionError> {
+        static SCAN: std::sync::OnceLock<Arc<datafusion::execution::SessionState>> = std::sync::OnceLock::new();
+        let session = SCAN.get_or_init(|| {
+            let mut config = datafusion::prelude::SessionConfig::new();
+            config.options_mut().execution.parquet.pushdown_filters = false;
+            config.options_mut().execution.parquet.schema_force_view_types = true;
+            Arc::new(
+                datafusion::execution::SessionStateBuilder::new()
+                    .with_config(config)
+                    .build(),
+            )
+        });
+        table.table_provider().with_session(session.clone()).await
+    }
+
     /// Open a table as of `as_of`; `Missing` when it was never written.
     pub async fn open(&self, layer: Layer, name: &str, as_of: AsOf) -> Result<DeltaTable, StoreError> {
         let label = format!("{layer}.{name}");
@@ -222,6 +248,7 @@ impl Store {
             .with_application_transaction(Transaction::new(append.marker, 0));
         let written = table
             .write(append.batches)
+            .with_write_batch_size(WRITE_BATCH_ROWS)
             .with_save_mode(SaveMode::Append)
             .with_schema_mode(SchemaMode::Merge)
             .with_partition_columns(append.partition_by.iter().map(|c| c.to_string()))
@@ -279,6 +306,7 @@ impl Store {
         metadata: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Option<u64>, StoreError> {
         let written = write
+            .with_write_batch_size(WRITE_BATCH_ROWS)
             .with_save_mode(SaveMode::Overwrite)
             .with_schema_mode(SchemaMode::Overwrite)
             .with_table_name(name)
@@ -390,11 +418,13 @@ impl Store {
 
     /// A DataFusion session with the given tables registered as `layer.name` (only those that exist).
     pub async fn session(&self, tables: &[(Layer, &str)]) -> Result<SessionContext, StoreError> {
-        let ctx = SessionContext::new_with_config(
-            datafusion::prelude::SessionConfig::new()
-                .with_information_schema(true)
-                .with_create_default_catalog_and_schema(true),
-        );
+        let mut config = datafusion::prelude::SessionConfig::new()
+            .with_information_schema(true)
+            .with_create_default_catalog_and_schema(true);
+        // Small tables join by one shared hash table (see `Warehouse::session_for`).
+        config.options_mut().optimizer.hash_join_single_partition_threshold = 32 << 20;
+        config.options_mut().optimizer.hash_join_single_partition_threshold_rows = 1 << 20;
+        let ctx = SessionContext::new_with_config(config);
         for &(layer, name) in tables {
             if !self.exists(layer, name) {
                 continue;
@@ -421,7 +451,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let label = format!("{layer}.{name}");
         let table = self.open(layer, name, as_of).await?;
-        let provider = table.table_provider().await.map_err(|source| StoreError::Query {
+        let provider = Self::provider(&table).await.map_err(|source| StoreError::Query {
             table: label.clone(),
             source,
         })?;

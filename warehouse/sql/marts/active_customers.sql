@@ -11,17 +11,20 @@ WITH buyer AS (
     LEFT JOIN core.customer c ON c.customer_key = o.customer_key
     WHERE o.status <> 'cancelled' AND o.customer_key IS NOT NULL AND o.order_date <= {as_of}
 )
-SELECT 'day' AS grain, order_date AS period, region, segment, COUNT(DISTINCT customer_key) AS active_customers
-FROM buyer GROUP BY 2, 3, 4
-UNION ALL
-SELECT 'week', CAST(date_trunc('week', order_date) AS DATE), region, segment, COUNT(DISTINCT customer_key)
-FROM buyer GROUP BY 2, 3, 4
-UNION ALL
-SELECT 'month', CAST(date_trunc('month', order_date) AS DATE), region, segment, COUNT(DISTINCT customer_key)
-FROM buyer GROUP BY 2, 3, 4
-UNION ALL
-SELECT 'quarter', CAST(date_trunc('quarter', order_date) AS DATE), region, segment, COUNT(DISTINCT customer_key)
-FROM buyer GROUP BY 2, 3, 4
-UNION ALL
-SELECT 'year', CAST(date_trunc('year', order_date) AS DATE), region, segment, COUNT(DISTINCT customer_key)
-FROM buyer GROUP BY 2, 3, 4
+-- One pass over the buyers for all five grains (DataFusion computes a CTE again wherever it is
+-- named, so five SELECTs over `buyer` would read and join the orders five times).
+SELECT
+    g.grain,
+    CASE g.grain
+        WHEN 'day' THEN b.order_date
+        WHEN 'week' THEN CAST(date_trunc('week', b.order_date) AS DATE)
+        WHEN 'month' THEN CAST(date_trunc('month', b.order_date) AS DATE)
+        WHEN 'quarter' THEN CAST(date_trunc('quarter', b.order_date) AS DATE)
+        ELSE CAST(date_trunc('year', b.order_date) AS DATE)
+    END AS period,
+    b.region,
+    b.segment,
+    COUNT(DISTINCT b.customer_key) AS active_customers
+FROM buyer b
+CROSS JOIN (VALUES ('day'), ('week'), ('month'), ('quarter'), ('year')) AS g(grain)
+GROUP BY 1, 2, 3, 4
