@@ -314,37 +314,52 @@ pub async fn ingest(
         m
     };
     let batch_marker = marker(&batch_id);
-    store
-        .append(
-            Layer::Raw,
-            pipeline.raw_table(),
-            Append {
+    // Raw and the staging tables are independent commits (each skipped on a re-run once it holds
+    // the batch's marker), so they are encoded and written side by side, one core each; only the
+    // log entry that closes the batch must come after both.
+    let raw_write = {
+        let (store, table, marker, metadata) = (
+            store.clone(),
+            pipeline.raw_table().to_string(),
+            batch_marker.clone(),
+            metadata(pipeline.raw_table()),
+        );
+        tokio::spawn(async move {
+            let append = Append {
                 batches: raw_batches,
                 partition_by: &[],
+                marker: &marker,
+                metadata,
+            };
+            store.append(Layer::Raw, &table, append).await
+        })
+    };
+    let staging_writes = async {
+        for ((batch, has_updates), target) in writes.into_iter().zip(targets) {
+            let partition: Vec<&str> = if target.entity.month_of.is_some() {
+                vec!["_month"]
+            } else {
+                vec![]
+            };
+            let append = Append {
+                batches: vec![batch],
+                partition_by: &partition,
                 marker: &batch_marker,
-                metadata: metadata(pipeline.raw_table()),
-            },
-        )
-        .await?;
-    for ((batch, has_updates), target) in writes.into_iter().zip(targets) {
-        let partition: Vec<&str> = if target.entity.month_of.is_some() {
-            vec!["_month"]
-        } else {
-            vec![]
-        };
-        let append = Append {
-            batches: vec![batch],
-            partition_by: &partition,
-            marker: &batch_marker,
-            metadata: metadata(target.entity.name),
-        };
-        if has_updates {
-            let key: Vec<&str> = target.key.iter().map(String::as_str).collect();
-            store.upsert(Layer::Staging, target.entity.name, append, &key).await?;
-        } else {
-            store.append(Layer::Staging, target.entity.name, append).await?;
+                metadata: metadata(target.entity.name),
+            };
+            if has_updates {
+                let key: Vec<&str> = target.key.iter().map(String::as_str).collect();
+                store.upsert(Layer::Staging, target.entity.name, append, &key).await?;
+            } else {
+                store.append(Layer::Staging, target.entity.name, append).await?;
+            }
         }
-    }
+        Ok::<(), StoreError>(())
+    };
+    let (raw_written, staging_written) = tokio::join!(raw_write, staging_writes);
+    staging_written?;
+    // A panic in the raw write is the caller's panic, as it would have been without the task.
+    raw_written.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     if !quarantined.is_empty() {
         quarantined.sort_by_key(|q| q.row);
         store
