@@ -69,6 +69,15 @@ pub fn data_rows(path: &Path) -> usize {
         - 1
 }
 
+/// One text field of every object in a JSON list (`[{"kind": "churn"}, ...]` -> `["churn", ...]`).
+pub fn texts<'a>(list: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("a list: {list}"))
+        .iter()
+        .map(|item| item[field].as_str().unwrap_or_else(|| panic!("`{field}` of {item}")))
+        .collect()
+}
+
 #[path = "python.rs"]
 mod python_env;
 pub use python_env::python;

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::ingest::sql;
-use crate::{run, stderr, stdout, tributary};
+use crate::{run, stderr, stdout, texts, tributary};
 
 fn json(output: &std::process::Output) -> Value {
     let text = stdout(output);
@@ -37,14 +37,8 @@ fn churn_lifetime_and_forecasts_on_the_sample_company() {
     println!("churn report: {report:#}");
     let test_auc = number(&report["test"]["roc_auc"]);
     assert!(test_auc >= 0.80, "churn ROC AUC on the test window {test_auc}");
-    let algorithms: Vec<&str> = report["candidates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["algorithm"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        algorithms,
+        texts(&report["candidates"], "algorithm"),
         ["logistic_regression", "random_forest", "gradient_boosting"]
     );
     assert_eq!(report["beats_baseline"], true, "{report:#}");
@@ -175,12 +169,7 @@ fn churn_lifetime_and_forecasts_on_the_sample_company() {
         tributary().args(["--data-dir", &d, "models", "list", "--format", "json"]),
         true,
     ));
-    let kinds: Vec<&str> = models
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["kind"].as_str().unwrap())
-        .collect();
+    let kinds = texts(&models, "kind");
     for kind in ["churn", "demand", "lifetime", "sales"] {
         assert!(kinds.contains(&kind), "{kind} stored: {kinds:?}");
     }
@@ -240,13 +229,10 @@ fn churn_lifetime_and_forecasts_on_the_sample_company() {
         only["holdout"]["mase"].is_number() && only["holdout"]["smape"].is_number(),
         "{only:#}"
     );
-    let dates: Vec<&str> = only["forecast"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["date"].as_str().unwrap())
-        .collect();
-    assert_eq!(dates, ["2026-09-01", "2026-10-01", "2026-11-01"]);
+    assert_eq!(
+        texts(&only["forecast"], "date"),
+        ["2026-09-01", "2026-10-01", "2026-11-01"]
+    );
     let bad = run(
         tributary().args([
             "--data-dir",

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{run, tributary};
+use crate::{run, texts, tributary};
 
 /// Passwords of the test users, one per role.
 const USERS: [(&str, &str, &str); 3] = [
@@ -853,14 +853,8 @@ fn jobs_run_on_schedule_retry_failures_and_run_once_at_a_time() {
 
         let (status, jobs) = get_json(&server, "adam", "/api/v1/jobs").await;
         assert_eq!(status, 200);
-        let names: Vec<&str> = jobs["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|j| j["name"].as_str().unwrap())
-            .collect();
         assert_eq!(
-            names,
+            texts(&jobs["jobs"], "name"),
             ["refresh", "churn", "lifetime", "sales_forecast", "demand_forecast"]
         );
     });

@@ -299,13 +299,7 @@ impl Warehouse {
         // merge holding a few rows is charged for whole buffers and runs out of pool long before
         // the data fills it.
         config.options_mut().execution.parquet.schema_force_view_types = false;
-        // Join small tables by one shared hash table (CollectLeft) instead of repartitioning both
-        // sides by key: DataFusion judges "small" by the bytes a scan reports, and a Delta table
-        // reports its files' compressed size, so 80,000 customers (a few MB) counted as large and
-        // ten million order lines were shuffled to join them.
-        let optimizer = &mut config.options_mut().optimizer;
-        optimizer.hash_join_single_partition_threshold = 32 << 20;
-        optimizer.hash_join_single_partition_threshold_rows = 1 << 20;
+        Store::join_small_tables_whole(&mut config);
         // Merges hold a batch per input in memory; with a small pool, smaller batches.
         if pool < (512 << 20) {
             config = config.with_batch_size(1024);

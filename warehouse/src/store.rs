@@ -177,6 +177,16 @@ impl Store {
         table.table_provider().with_session(session.clone()).await
     }
 
+    /// Join small tables by one shared hash table (CollectLeft) instead of repartitioning both
+    /// sides by key: DataFusion judges "small" by the bytes a scan reports, and a Delta table
+    /// reports its files' compressed size, so 80,000 customers (a few MB) counted as large and ten
+    /// million order lines were shuffled to join them. Every session over the tables uses this.
+    pub fn join_small_tables_whole(config: &mut datafusion::prelude::SessionConfig) {
+        let optimizer = &mut config.options_mut().optimizer;
+        optimizer.hash_join_single_partition_threshold = 32 << 20;
+        optimizer.hash_join_single_partition_threshold_rows = 1 << 20;
+    }
+
     /// Open a table as of `as_of`; `Missing` when it was never written.
     pub async fn open(&self, layer: Layer, name: &str, as_of: AsOf) -> Result<DeltaTable, StoreError> {
         let label = format!("{layer}.{name}");
@@ -421,9 +431,7 @@ impl Store {
         let mut config = datafusion::prelude::SessionConfig::new()
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(true);
-        // Small tables join by one shared hash table (see `Warehouse::session_for`).
-        config.options_mut().optimizer.hash_join_single_partition_threshold = 32 << 20;
-        config.options_mut().optimizer.hash_join_single_partition_threshold_rows = 1 << 20;
+        Self::join_small_tables_whole(&mut config);
         let ctx = SessionContext::new_with_config(config);
         for &(layer, name) in tables {
             if !self.exists(layer, name) {
