@@ -208,7 +208,7 @@ pub async fn refresh_with(
     let inputs = fingerprint(
         &[(
             "staging.customer".to_string(),
-            store.version(Layer::Staging, "customer").await?,
+            store.latest_version(Layer::Staging, "customer"),
         )],
         "identity",
     );
@@ -248,9 +248,10 @@ pub async fn refresh_with(
             source,
         };
         let sql = render(derived.sql, as_of, params);
+        // PostgreSQL's dialect: the generic one does not read `AS MATERIALIZED`.
         let statement = ctx
             .state()
-            .sql_to_statement(&sql, &datafusion::config::Dialect::Generic)
+            .sql_to_statement(&sql, &datafusion::config::Dialect::PostgreSQL)
             .map_err(build)?;
         let references = ctx.state().resolve_table_references(&statement).map_err(build)?;
         let mut versions = Vec::new();
@@ -261,7 +262,8 @@ pub async fn refresh_with(
             let Some(layer) = Layer::ALL.into_iter().find(|l| l.name() == schema) else {
                 continue;
             };
-            versions.push((format!("{schema}.{table}"), store.version(layer, table).await?));
+            // The commit files' names tell the version; opening the table would replay its log.
+            versions.push((format!("{schema}.{table}"), store.latest_version(layer, table)));
         }
         let inputs = fingerprint(&versions, &sql);
         let rebuilt = (rebuild == Rebuild::AllMarts && derived.layer == Layer::Marts)
@@ -270,10 +272,15 @@ pub async fn refresh_with(
                 .as_deref()
                 != Some(inputs.as_str());
         if rebuilt {
-            let query = ctx.sql(&sql).await.map_err(build)?;
-            store
+            let (query, materialized) = plan_materializing(&ctx, statement).await.map_err(build)?;
+            let written = store
                 .replace_query(derived.layer, derived.name, query, metadata(&inputs))
-                .await?;
+                .await;
+            // The materialized parts were this statement's alone.
+            for name in materialized {
+                ctx.deregister_table(name.as_str()).map_err(build)?;
+            }
+            written?;
             store
                 .register(&ctx, derived.layer, derived.name, crate::store::AsOf::Latest)
                 .await?;
@@ -291,6 +298,92 @@ pub async fn refresh_with(
         customers,
         tables,
     })
+}
+
+/// Plan a derived table's statement, first computing each of its common table expressions marked
+/// `AS MATERIALIZED` once, in order, into memory, where the rest of the statement reads it under
+/// its name. DataFusion otherwise inlines a CTE wherever it is named, so a basket of ten million
+/// order lines that a mart joins with itself and counts would be computed three times; DuckDB and
+/// PostgreSQL honour the same hint, so the marts' SQL stays portable. Returns the plan of what is
+/// left and the names registered for it, to deregister once it has run. CTEs with a column list
+/// stay inline (the hint is a hint).
+async fn plan_materializing(
+    ctx: &SessionContext,
+    statement: datafusion::sql::parser::Statement,
+) -> Result<(datafusion::dataframe::DataFrame, Vec<String>), DataFusionError> {
+    use datafusion::sql::parser::Statement as DfStatement;
+    use datafusion::sql::sqlparser::ast::{CteAsMaterialized, Statement, With};
+
+    let mut statement = statement;
+    let mut registered: Vec<String> = Vec::new();
+    if let DfStatement::Statement(inner) = &mut statement
+        && let Statement::Query(query) = inner.as_mut()
+        && let Some(with) = query.with.as_mut()
+        && !with.recursive
+    {
+        let mut inline: Vec<datafusion::sql::sqlparser::ast::Cte> = Vec::new();
+        for cte in std::mem::take(&mut with.cte_tables) {
+            if cte.materialized != Some(CteAsMaterialized::Materialized) || !cte.alias.columns.is_empty() {
+                inline.push(cte);
+                continue;
+            }
+            // The CTE's body sees the inline CTEs declared before it, as it would in place.
+            let mut body = *cte.query;
+            if !inline.is_empty() {
+                let own = body.with.take().map(|w| w.cte_tables).unwrap_or_default();
+                body.with = Some(With {
+                    with_token: with.with_token.clone(),
+                    recursive: false,
+                    cte_tables: inline.iter().cloned().chain(own).collect(),
+                });
+            }
+            let name = cte.alias.name.value.clone();
+            let result = async {
+                let plan = ctx
+                    .state()
+                    .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(Box::new(body)))))
+                    .await?;
+                let frame = ctx.execute_logical_plan(plan).await?;
+                let schema = Arc::new(frame.schema().as_arrow().clone());
+                let batches = frame.collect().await?;
+                // Spread over the partitions so that what reads it runs on every core.
+                let lanes = ctx.state().config().target_partitions().max(1);
+                let mut partitions = vec![Vec::new(); lanes];
+                for (i, batch) in batches.into_iter().enumerate() {
+                    partitions[i % lanes].push(batch);
+                }
+                let table = MemTable::try_new(schema, partitions)?;
+                ctx.register_table(name.as_str(), Arc::new(table))
+            }
+            .await;
+            if let Err(e) = result {
+                for name in &registered {
+                    ctx.deregister_table(name.as_str()).ok();
+                }
+                return Err(e);
+            }
+            registered.push(name);
+        }
+        if inline.is_empty() {
+            query.with = None;
+        } else {
+            with.cte_tables = inline;
+        }
+    }
+    let planned = async {
+        let plan = ctx.state().statement_to_plan(statement).await?;
+        ctx.execute_logical_plan(plan).await
+    }
+    .await;
+    match planned {
+        Ok(frame) => Ok((frame, registered)),
+        Err(e) => {
+            for name in &registered {
+                ctx.deregister_table(name.as_str()).ok();
+            }
+            Err(e)
+        }
+    }
 }
 
 /// The statement with its parameters filled in.
@@ -402,4 +495,50 @@ async fn count(warehouse: &Warehouse, layer: Layer, name: &str) -> Result<u64, S
         .first()
         .and_then(|b| b.column(0).as_any().downcast_ref::<Int64Array>().map(|a| a.value(0)))
         .unwrap_or(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::BooleanArray;
+
+    async fn run(ctx: &SessionContext, sql: &str) -> (Vec<datafusion::arrow::array::RecordBatch>, Vec<String>) {
+        let statement = ctx
+            .state()
+            .sql_to_statement(sql, &datafusion::config::Dialect::PostgreSQL)
+            .expect("parses");
+        let (frame, materialized) = plan_materializing(ctx, statement).await.expect("plans");
+        (frame.collect().await.expect("runs"), materialized)
+    }
+
+    #[tokio::test]
+    async fn a_materialized_cte_is_computed_once_and_sees_the_ctes_before_it() {
+        let ctx = SessionContext::new();
+        // `random()` differs on every evaluation: both sides agree only if the CTE ran once.
+        let sql = "WITH base AS (SELECT 41 AS x), \
+                   drawn AS MATERIALIZED (SELECT random() AS v, x + 1 AS y FROM base) \
+                   SELECT a.v = b.v AS same, a.y FROM drawn a CROSS JOIN drawn b";
+        let (batches, materialized) = run(&ctx, sql).await;
+        assert_eq!(materialized, vec!["drawn".to_string()]);
+        let same = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .expect("bool");
+        assert!(same.value(0), "the two references read one computation");
+        let y = datafusion::arrow::util::display::array_value_to_string(batches[0].column(1), 0).expect("text");
+        assert_eq!(y, "42");
+        ctx.deregister_table("drawn").expect("deregisters");
+
+        // Without the hint the CTE is inlined where it is named, and computed twice.
+        let inline = sql.replace("AS MATERIALIZED", "AS");
+        let (batches, materialized) = run(&ctx, &inline).await;
+        assert!(materialized.is_empty());
+        let same = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .expect("bool");
+        assert!(!same.value(0), "inlined, each reference draws its own number");
+    }
 }

@@ -1,12 +1,13 @@
 -- Persistency: cohort retention. A customer's cohort is the month of their first purchase;
 -- retention in period k = customers of the cohort who bought in month cohort + k / cohort size.
--- Every period from 0 to the month of {as_of} has a row, zero when nobody bought.
-WITH active AS (
+-- Every period from 0 to the month of {as_of} has a row, zero when nobody bought. The active
+-- months and the cohorts are computed once (`AS MATERIALIZED`), though named more than once.
+WITH active AS MATERIALIZED (
     SELECT DISTINCT customer_key, CAST(date_trunc('month', order_date) AS DATE) AS month
     FROM core.sales_order
     WHERE customer_key IS NOT NULL AND status <> 'cancelled' AND order_date <= {as_of}
 ),
-cohort AS (
+cohort AS MATERIALIZED (
     SELECT customer_key, MIN(month) AS cohort_month
     FROM active
     GROUP BY customer_key

@@ -3,7 +3,7 @@ WITH mix AS (
     SELECT
         customer_key,
         COALESCE(category, 'unknown') AS category,
-        COUNT(DISTINCT order_id) AS orders,
+        COUNT(DISTINCT order_key) AS orders,
         SUM(quantity) AS quantity,
         SUM(net_amount) AS net_sales
     FROM core.order_line

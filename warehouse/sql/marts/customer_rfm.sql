@@ -2,18 +2,19 @@
 -- {as_of}: frequency = purchase days - 1, recency = last - first purchase day, t = {as_of} - first
 -- purchase day, monetary_value = mean spend of the repeat purchase days (0 for one-time buyers).
 -- Quintile scores (5 = best) on days since the last purchase, purchase days and revenue, the RFM
--- code they make, and the segment the R and F scores put the customer in.
+-- code they make, and the segment the R and F scores put the customer in. Purchase days and spans
+-- are computed once (`AS MATERIALIZED`), though named more than once.
 WITH sales AS (
     SELECT customer_key, order_date, net_amount
     FROM core.order_line
     WHERE customer_key IS NOT NULL AND status <> 'cancelled' AND order_date <= {as_of}
 ),
-purchase_day AS (
+purchase_day AS MATERIALIZED (
     SELECT customer_key, order_date, SUM(net_amount) AS amount
     FROM sales
     GROUP BY customer_key, order_date
 ),
-span AS (
+span AS MATERIALIZED (
     SELECT
         customer_key,
         MIN(order_date) AS first_purchase,

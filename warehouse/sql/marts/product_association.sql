@@ -2,22 +2,26 @@
 -- order. Over all (non-cancelled) orders, for a rule antecedent => consequent: support = orders
 -- with both / orders, confidence = orders with both / orders with the antecedent, lift =
 -- confidence / support of the consequent. Product pairs need at least {min_pair_orders} orders
--- together to be kept. (Categories and products are paired in separate passes, each reading the
--- order lines itself: in DataFusion 55 a shared basket with a `level` column, or pruning rare
--- products before pairing, made this mart three to four times slower on the sample company.)
--- Each unordered pair is counted once (`a.item < c.item`) and then turned both ways by a two-row
--- cross join, which halves the self-join's output and the grouping behind it.
-WITH orders AS (
-    SELECT COUNT(DISTINCT order_id) AS orders
+-- together to be kept.
+-- The baskets (each order's distinct products, and its distinct categories) are computed once
+-- (`AS MATERIALIZED`: DataFusion would otherwise compute a CTE again wherever it is named) on the
+-- integer order and product keys, then joined with themselves. Each unordered pair is counted
+-- once (`a.item < c.item`) and then turned both ways by a two-row cross join, which halves the
+-- self-join's output and the grouping behind it. Each product's SKU comes back at the end.
+WITH product_basket AS MATERIALIZED (
+    SELECT DISTINCT order_key, product_key AS item
     FROM core.order_line
     WHERE status <> 'cancelled' AND order_date <= {as_of}
 ),
-category_basket AS (
-    SELECT DISTINCT order_id, category AS item
+category_basket AS MATERIALIZED (
+    SELECT DISTINCT order_key, category AS item
     FROM core.order_line
     WHERE status <> 'cancelled' AND order_date <= {as_of} AND category IS NOT NULL
 ),
-category_item AS (
+orders AS (
+    SELECT COUNT(DISTINCT order_key) AS orders FROM product_basket
+),
+category_item AS MATERIALIZED (
     SELECT item, COUNT(*) AS orders FROM category_basket GROUP BY item
 ),
 category_pair AS (
@@ -28,18 +32,20 @@ category_pair AS (
     FROM (
         SELECT a.item AS first_item, c.item AS second_item, COUNT(*) AS orders
         FROM category_basket a
-        JOIN category_basket c ON c.order_id = a.order_id AND a.item < c.item
+        JOIN category_basket c ON c.order_key = a.order_key AND a.item < c.item
         GROUP BY a.item, c.item
     ) p
     CROSS JOIN (VALUES (false), (true)) AS d(flip)
 ),
-product_basket AS (
-    SELECT DISTINCT order_id, sku AS item
-    FROM core.order_line
-    WHERE status <> 'cancelled' AND order_date <= {as_of}
-),
-product_item AS (
-    SELECT item, COUNT(*) AS orders FROM product_basket GROUP BY item
+product_item AS MATERIALIZED (
+    SELECT b.item, s.sku, b.orders
+    FROM (SELECT item, COUNT(*) AS orders FROM product_basket GROUP BY item) b
+    LEFT JOIN (
+        SELECT product_key, MIN(sku) AS sku
+        FROM core.order_line
+        WHERE status <> 'cancelled' AND order_date <= {as_of}
+        GROUP BY product_key
+    ) s ON s.product_key = b.item
 ),
 product_pair AS (
     SELECT
@@ -49,8 +55,9 @@ product_pair AS (
     FROM (
         SELECT a.item AS first_item, c.item AS second_item, COUNT(*) AS orders
         FROM product_basket a
-        JOIN product_basket c ON c.order_id = a.order_id AND a.item < c.item
+        JOIN product_basket c ON c.order_key = a.order_key AND a.item < c.item
         GROUP BY a.item, c.item
+        HAVING COUNT(*) >= {min_pair_orders}
     ) p
     CROSS JOIN (VALUES (false), (true)) AS d(flip)
 ),
@@ -61,12 +68,11 @@ rule AS (
     JOIN category_item a ON a.item = p.antecedent
     JOIN category_item c ON c.item = p.consequent
     UNION ALL
-    SELECT 'product' AS level, p.antecedent, p.consequent, p.orders,
+    SELECT 'product' AS level, a.sku, c.sku, p.orders,
            a.orders, c.orders
     FROM product_pair p
     JOIN product_item a ON a.item = p.antecedent
     JOIN product_item c ON c.item = p.consequent
-    WHERE p.orders >= {min_pair_orders}
 )
 SELECT
     r.level,

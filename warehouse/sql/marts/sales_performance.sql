@@ -5,7 +5,7 @@ SELECT
     COALESCE(category, 'unknown') AS category,
     COALESCE(channel, 'unknown') AS channel,
     COALESCE(region, 'unknown') AS region,
-    COUNT(DISTINCT order_id) AS orders,
+    COUNT(DISTINCT order_key) AS orders,
     COUNT(DISTINCT customer_key) AS customers,
     CAST(SUM(quantity) AS DECIMAL(18, 3)) AS quantity,
     CAST(SUM(gross_amount) AS DECIMAL(18, 2)) AS gross_sales,
