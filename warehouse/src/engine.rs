@@ -283,7 +283,8 @@ impl Warehouse {
     /// masked where the role says so). Tables are looked up when a query names them, so one
     /// session serves a whole connection and still sees every new version.
     pub fn session_for(&self, role: Role) -> SessionContext {
-        let mut config = SessionConfig::new()
+        let mut config = tuned_by_environment()
+            .clone()
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(true)
             .with_default_catalog_and_schema("datafusion", "public");
@@ -593,6 +594,19 @@ impl Warehouse {
     pub async fn sql(&self, query: &str) -> Result<QueryResult, QueryError> {
         self.sql_as(query, &Caller::local(), "cli").await
     }
+}
+
+/// DataFusion's own options as an operator set them through its environment variables
+/// (`DATAFUSION_EXECUTION_BATCH_SIZE=16384`, ...), read once; the settings [`Warehouse::session_for`]
+/// makes after it (limits, text types, joins) win over them.
+fn tuned_by_environment() -> &'static SessionConfig {
+    static CONFIG: std::sync::OnceLock<SessionConfig> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(|| {
+        SessionConfig::from_env().unwrap_or_else(|e| {
+            tracing::warn!("ignoring the DATAFUSION_* environment variables: {e}");
+            SessionConfig::new()
+        })
+    })
 }
 
 /// The threads that execute queries, apart from the threads that serve clients. Twice as many as
