@@ -164,3 +164,44 @@ fn a_sort_several_times_larger_than_memory_completes_by_spilling() {
     ));
     assert!(err.contains("limits.memory_mb"), "{err}");
 }
+
+#[test]
+fn datafusion_options_come_from_its_environment_variables_and_the_warehouse_settings_win() {
+    let setting = |name: &str, env: &[(&str, &str)]| {
+        let query = format!("SELECT value FROM information_schema.df_settings WHERE name = '{name}'");
+        let csv = stdout(&sql(&[&query, "--format", "csv"], env, true));
+        csv.lines().nth(1).unwrap_or_default().to_string()
+    };
+    let tuned = [
+        ("DATAFUSION_EXECUTION_BATCH_SIZE", "4321"),
+        ("DATAFUSION_EXECUTION_PARQUET_SCHEMA_FORCE_VIEW_TYPES", "true"),
+    ];
+    assert_eq!(setting("datafusion.execution.batch_size", &[]), "8192");
+    assert_eq!(setting("datafusion.execution.batch_size", &tuned), "4321");
+    // Two partitions per core unless the operator says otherwise.
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    assert_eq!(
+        setting("datafusion.execution.target_partitions", &[]),
+        (2 * cores).to_string()
+    );
+    assert_eq!(
+        setting(
+            "datafusion.execution.target_partitions",
+            &[("DATAFUSION_EXECUTION_TARGET_PARTITIONS", "3")]
+        ),
+        "3"
+    );
+    // Text stays plain Utf8 for the memory pool's sake, whatever the environment says.
+    assert_eq!(
+        setting("datafusion.execution.parquet.schema_force_view_types", &tuned),
+        "false"
+    );
+    // A value DataFusion cannot read is reported and left out, not a failed query.
+    let out = sql(
+        &["SELECT 1 AS one", "--format", "csv"],
+        &[("DATAFUSION_EXECUTION_BATCH_SIZE", "many")],
+        true,
+    );
+    assert_eq!(stdout(&out).lines().nth(1), Some("1"));
+    assert!(stderr(&out).contains("DATAFUSION_"), "{}", stderr(&out));
+}

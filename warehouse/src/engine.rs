@@ -293,6 +293,16 @@ impl Warehouse {
         // shared by the partitions instead, at most the default: an eighth proved too little for
         // a merge of wide rows when the other partition's sort held the rest of the pool.
         let pool = self.limits.memory_mb.saturating_mul(1 << 20);
+        // Two partitions per core (DataFusion's default is one), as the query runtime has two
+        // threads per core: while one partition waits for its input (Parquet decoding, a
+        // repartition channel) the core runs another. Measured on two cores and ten million
+        // order lines: the refresh 22.2 s -> 20.8 s, the analyst queries 6-20% faster, the
+        // millisecond ones a millisecond or two slower. A small pool keeps one per core, so that
+        // each sort still has room to merge what it spilled.
+        if pool >= (512 << 20) && std::env::var_os("DATAFUSION_EXECUTION_TARGET_PARTITIONS").is_none() {
+            let cores = std::thread::available_parallelism().map_or(2, usize::from);
+            config = config.with_target_partitions(2 * cores);
+        }
         let partitions = config.target_partitions().max(1) as u64;
         let reserve = (pool / (4 * partitions)).clamp(256 << 10, 10 << 20);
         config.options_mut().execution.sort_spill_reservation_bytes = reserve as usize;
@@ -602,10 +612,11 @@ impl Warehouse {
 fn tuned_by_environment() -> &'static SessionConfig {
     static CONFIG: std::sync::OnceLock<SessionConfig> = std::sync::OnceLock::new();
     CONFIG.get_or_init(|| {
-        SessionConfig::from_env().unwrap_or_else(|e| {
+        let config = SessionConfig::from_env().unwrap_or_else(|e| {
             tracing::warn!("ignoring the DATAFUSION_* environment variables: {e}");
             SessionConfig::new()
-        })
+        });
+        config
     })
 }
 
