@@ -612,11 +612,10 @@ impl Warehouse {
 fn tuned_by_environment() -> &'static SessionConfig {
     static CONFIG: std::sync::OnceLock<SessionConfig> = std::sync::OnceLock::new();
     CONFIG.get_or_init(|| {
-        let config = SessionConfig::from_env().unwrap_or_else(|e| {
+        SessionConfig::from_env().unwrap_or_else(|e| {
             tracing::warn!("ignoring the DATAFUSION_* environment variables: {e}");
             SessionConfig::new()
-        });
-        config
+        })
     })
 }
 
