@@ -330,10 +330,13 @@ async fn plan_materializing(
             // The CTE's body sees the inline CTEs declared before it, as it would in place.
             let mut body = *cte.query;
             if !inline.is_empty() {
-                let own = body.with.take().map(|w| w.cte_tables).unwrap_or_default();
+                let (recursive, own) = body
+                    .with
+                    .take()
+                    .map_or((false, Vec::new()), |w| (w.recursive, w.cte_tables));
                 body.with = Some(With {
                     with_token: with.with_token.clone(),
-                    recursive: false,
+                    recursive,
                     cte_tables: inline.iter().cloned().chain(own).collect(),
                 });
             }

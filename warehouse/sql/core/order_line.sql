@@ -2,9 +2,9 @@
 -- status and region (degenerate dimensions) so that marts and rollups need no further joins.
 -- Amounts: gross = quantity x unit price; discount = gross - net; cost = quantity x unit cost at
 -- the time of sale; returned_* sum the line's returns (cost of returned goods comes back to stock).
--- `order_key` and `product_key` are the integer keys of the order id and the SKU (as in
--- core.sales_order and core.product), computed from the line itself so that a line whose order or
--- product has not arrived yet still has them, and joins once it does.
+-- `order_key` is the order id's integer key (as in core.sales_order), computed from the line itself
+-- so that a line whose order has not arrived yet still has it; `product_key` is NULL for a SKU
+-- that core.product does not know.
 WITH returned AS (
     SELECT
         order_id,
@@ -26,7 +26,7 @@ SELECT
     o.status,
     o.country,
     o.region,
-    stable_key(l.sku) AS product_key,
+    p.product_key,
     l.sku,
     p.category,
     l.quantity,

@@ -7,7 +7,8 @@
 -- (`AS MATERIALIZED`: DataFusion would otherwise compute a CTE again wherever it is named) on the
 -- integer order and product keys, then joined with themselves. Each unordered pair is counted
 -- once (`a.item < c.item`) and then turned both ways by a two-row cross join, which halves the
--- self-join's output and the grouping behind it. Each product's SKU comes back at the end.
+-- self-join's output and the grouping behind it. Each product's SKU comes back at the end. Lines
+-- whose SKU core.product does not know have no product_key and form no product rules.
 WITH product_basket AS MATERIALIZED (
     SELECT DISTINCT order_key, product_key AS item
     FROM core.order_line
