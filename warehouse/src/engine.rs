@@ -283,26 +283,25 @@ impl Warehouse {
     /// masked where the role says so). Tables are looked up when a query names them, so one
     /// session serves a whole connection and still sees every new version.
     pub fn session_for(&self, role: Role) -> SessionContext {
-        let mut config = tuned_by_environment()
+        let engine = engine_defaults();
+        let mut config = engine
+            .config
             .clone()
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(true)
             .with_default_catalog_and_schema("datafusion", "public");
+        let pool = self.limits.memory_mb.saturating_mul(1 << 20);
+        // A small pool keeps one partition per core, so that each sort still has room to merge
+        // what it spilled.
+        if let Some(partitions) = engine.large_pool_partitions
+            && pool >= (512 << 20)
+        {
+            config = config.with_target_partitions(partitions);
+        }
         // Each sort holds back memory for merging its spill files (10 MB by default): with a small
         // pool and one sort per core, that alone would exhaust it. Hold back a quarter of the pool
         // shared by the partitions instead, at most the default: an eighth proved too little for
         // a merge of wide rows when the other partition's sort held the rest of the pool.
-        let pool = self.limits.memory_mb.saturating_mul(1 << 20);
-        // Two partitions per core (DataFusion's default is one), as the query runtime has two
-        // threads per core: while one partition waits for its input (Parquet decoding, a
-        // repartition channel) the core runs another. Measured on two cores and ten million
-        // order lines: the refresh 22.2 s -> 20.8 s, the analyst queries 6-20% faster, the
-        // millisecond ones a millisecond or two slower. A small pool keeps one per core, so that
-        // each sort still has room to merge what it spilled.
-        if pool >= (512 << 20) && std::env::var_os("DATAFUSION_EXECUTION_TARGET_PARTITIONS").is_none() {
-            let cores = std::thread::available_parallelism().map_or(2, usize::from);
-            config = config.with_target_partitions(2 * cores);
-        }
         let partitions = config.target_partitions().max(1) as u64;
         let reserve = (pool / (4 * partitions)).clamp(256 << 10, 10 << 20);
         config.options_mut().execution.sort_spill_reservation_bytes = reserve as usize;
@@ -606,16 +605,34 @@ impl Warehouse {
     }
 }
 
-/// DataFusion's own options as an operator set them through its environment variables
-/// (`DATAFUSION_EXECUTION_BATCH_SIZE=16384`, ...), read once; the settings [`Warehouse::session_for`]
-/// makes after it (limits, text types, joins) win over them.
-fn tuned_by_environment() -> &'static SessionConfig {
-    static CONFIG: std::sync::OnceLock<SessionConfig> = std::sync::OnceLock::new();
-    CONFIG.get_or_init(|| {
-        SessionConfig::from_env().unwrap_or_else(|e| {
+/// What every session starts from, worked out once per process (reading the environment and the
+/// core count, which on Linux means reading cgroup files, is no work for every query).
+struct EngineDefaults {
+    /// DataFusion's own options as an operator set them through its environment variables
+    /// (`DATAFUSION_EXECUTION_BATCH_SIZE=16384`, ...); the settings [`Warehouse::session_for`]
+    /// makes after it (limits, text types, joins) win over them.
+    config: SessionConfig,
+    /// Partitions for a pool of 512 MiB or more, unless the operator chose them: two per core
+    /// (DataFusion's default is one), as the query runtime has two threads per core, so while one
+    /// partition waits for its input (Parquet decoding, a repartition channel) the core runs
+    /// another. Measured on two cores and ten million order lines: the refresh 22.2 s -> 20.8 s,
+    /// the analyst queries 6-20% faster, the millisecond ones a millisecond or two slower.
+    large_pool_partitions: Option<usize>,
+}
+
+fn engine_defaults() -> &'static EngineDefaults {
+    static DEFAULTS: std::sync::OnceLock<EngineDefaults> = std::sync::OnceLock::new();
+    DEFAULTS.get_or_init(|| {
+        let config = SessionConfig::from_env().unwrap_or_else(|e| {
             tracing::warn!("ignoring the DATAFUSION_* environment variables: {e}");
             SessionConfig::new()
-        })
+        });
+        let chosen = std::env::var_os("DATAFUSION_EXECUTION_TARGET_PARTITIONS").is_some();
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        EngineDefaults {
+            config,
+            large_pool_partitions: (!chosen).then_some(2 * cores),
+        }
     })
 }
 

@@ -273,14 +273,11 @@ pub async fn refresh_with(
                 != Some(inputs.as_str());
         if rebuilt {
             let (query, materialized) = plan_materializing(&ctx, statement).await.map_err(build)?;
-            let written = store
+            store
                 .replace_query(derived.layer, derived.name, query, metadata(&inputs))
-                .await;
+                .await?;
             // The materialized parts were this statement's alone.
-            for name in materialized {
-                ctx.deregister_table(name.as_str()).map_err(build)?;
-            }
-            written?;
+            drop(materialized);
             store
                 .register(&ctx, derived.layer, derived.name, crate::store::AsOf::Latest)
                 .await?;
@@ -305,17 +302,18 @@ pub async fn refresh_with(
 /// its name. DataFusion otherwise inlines a CTE wherever it is named, so a basket of ten million
 /// order lines that a mart joins with itself and counts would be computed three times; DuckDB and
 /// PostgreSQL honour the same hint, so the marts' SQL stays portable. Returns the plan of what is
-/// left and the names registered for it, to deregister once it has run. CTEs with a column list
-/// stay inline (the hint is a hint).
-async fn plan_materializing(
-    ctx: &SessionContext,
+/// left and the tables it reads the materialized CTEs from, which leave the session when that is
+/// dropped (once the plan has run). CTEs with a column list stay inline (the hint is a hint).
+async fn plan_materializing<'a>(
+    ctx: &'a SessionContext,
     statement: datafusion::sql::parser::Statement,
-) -> Result<(datafusion::dataframe::DataFrame, Vec<String>), DataFusionError> {
+) -> Result<(datafusion::dataframe::DataFrame, MaterializedCtes<'a>), DataFusionError> {
     use datafusion::sql::parser::Statement as DfStatement;
     use datafusion::sql::sqlparser::ast::{CteAsMaterialized, Statement, With};
 
     let mut statement = statement;
-    let mut registered: Vec<String> = Vec::new();
+    // Dropped on every early return too, so a failed statement leaves nothing registered.
+    let mut registered = MaterializedCtes { ctx, names: Vec::new() };
     if let DfStatement::Statement(inner) = &mut statement
         && let Statement::Query(query) = inner.as_mut()
         && let Some(with) = query.with.as_mut()
@@ -341,31 +339,22 @@ async fn plan_materializing(
                 });
             }
             let name = cte.alias.name.value.clone();
-            let result = async {
-                let plan = ctx
-                    .state()
-                    .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(Box::new(body)))))
-                    .await?;
-                let frame = ctx.execute_logical_plan(plan).await?;
-                let schema = Arc::new(frame.schema().as_arrow().clone());
-                let batches = frame.collect().await?;
-                // Spread over the partitions so that what reads it runs on every core.
-                let lanes = ctx.state().config().target_partitions().max(1);
-                let mut partitions = vec![Vec::new(); lanes];
-                for (i, batch) in batches.into_iter().enumerate() {
-                    partitions[i % lanes].push(batch);
-                }
-                let table = MemTable::try_new(schema, partitions)?;
-                ctx.register_table(name.as_str(), Arc::new(table))
+            let plan = ctx
+                .state()
+                .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(Box::new(body)))))
+                .await?;
+            let frame = ctx.execute_logical_plan(plan).await?;
+            let schema = Arc::new(frame.schema().as_arrow().clone());
+            let batches = frame.collect().await?;
+            // Spread over the partitions so that what reads it runs on every core.
+            let lanes = ctx.state().config().target_partitions().max(1);
+            let mut partitions = vec![Vec::new(); lanes];
+            for (i, batch) in batches.into_iter().enumerate() {
+                partitions[i % lanes].push(batch);
             }
-            .await;
-            if let Err(e) = result {
-                for name in &registered {
-                    ctx.deregister_table(name.as_str()).ok();
-                }
-                return Err(e);
-            }
-            registered.push(name);
+            let table = MemTable::try_new(schema, partitions)?;
+            ctx.register_table(name.as_str(), Arc::new(table))?;
+            registered.names.push(name);
         }
         if inline.is_empty() {
             query.with = None;
@@ -373,18 +362,22 @@ async fn plan_materializing(
             with.cte_tables = inline;
         }
     }
-    let planned = async {
-        let plan = ctx.state().statement_to_plan(statement).await?;
-        ctx.execute_logical_plan(plan).await
-    }
-    .await;
-    match planned {
-        Ok(frame) => Ok((frame, registered)),
-        Err(e) => {
-            for name in &registered {
-                ctx.deregister_table(name.as_str()).ok();
-            }
-            Err(e)
+    let plan = ctx.state().statement_to_plan(statement).await?;
+    Ok((ctx.execute_logical_plan(plan).await?, registered))
+}
+
+/// The tables a statement's materialized CTEs were computed into; they leave the session when this
+/// is dropped.
+struct MaterializedCtes<'a> {
+    ctx: &'a SessionContext,
+    names: Vec<String>,
+}
+
+impl Drop for MaterializedCtes<'_> {
+    fn drop(&mut self) {
+        for name in &self.names {
+            // Deregistering from the session's in-memory schema cannot fail.
+            self.ctx.deregister_table(name.as_str()).ok();
         }
     }
 }
@@ -511,7 +504,7 @@ mod tests {
             .sql_to_statement(sql, &datafusion::config::Dialect::PostgreSQL)
             .expect("parses");
         let (frame, materialized) = plan_materializing(ctx, statement).await.expect("plans");
-        (frame.collect().await.expect("runs"), materialized)
+        (frame.collect().await.expect("runs"), materialized.names.clone())
     }
 
     #[tokio::test]
@@ -531,7 +524,10 @@ mod tests {
         assert!(same.value(0), "the two references read one computation");
         let y = datafusion::arrow::util::display::array_value_to_string(batches[0].column(1), 0).expect("text");
         assert_eq!(y, "42");
-        ctx.deregister_table("drawn").expect("deregisters");
+        assert!(
+            !ctx.table_exist("drawn").expect("a bare name"),
+            "gone from the session once the statement has run"
+        );
 
         // Without the hint the CTE is inlined where it is named, and computed twice.
         let inline = sql.replace("AS MATERIALIZED", "AS");
