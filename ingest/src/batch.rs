@@ -10,27 +10,30 @@
 //! Accounting: rows read = rows stored + rows quarantined + duplicates skipped. A row is checked
 //! against every target of its pipeline and stored in all of them or in none.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Int64Array, Int64Builder, StringArray, StringBuilder, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, Int64Builder, StringArray, StringBuilder,
+    TimestampMicrosecondArray,
 };
-use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
+use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::DFSchema;
+use datafusion::common::{DFSchema, HashMap, HashSet};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 use tributary_warehouse::layout::Layer;
 use tributary_warehouse::store::{Append, Store, StoreError};
 
 use crate::convert::{self, ColumnBuilder, ParseOptions, Value};
+use crate::entity::ColumnType;
+use crate::fingerprint::{ColumnText, KeyTexts, row_hashes};
 use crate::pipeline::{Pipeline, ResolvedColumn, ResolvedTarget};
-use crate::source::file::{Next, RecordBuf, RecordReader, SourceError};
+use crate::source::file::{RecordBuf, RecordChunk, RecordReader, SourceError};
 
-/// Rows converted per chunk before their columns are finished.
+/// Records per chunk: read and split into text columns on one thread, converted on another.
 const CHUNK_ROWS: usize = 65_536;
 
 /// The quarantine table, in `system`.
@@ -218,41 +221,54 @@ pub async fn ingest(
         ingested_at: started,
     };
     let mut conformer = Conformer::new(pipeline, targets, &columns);
-    let mut buf = RecordBuf::default();
     let mut quarantined: Vec<Quarantined> = Vec::new();
     let mut raw_batches = Vec::new();
     let mut target_batches: Vec<Vec<RecordBatch>> = vec![Vec::new(); targets.len()];
-    loop {
-        match reader.next(&mut buf)? {
-            Next::End => break,
-            Next::Malformed {
-                row,
-                raw,
-                field,
-                reason,
-            } => {
-                report.rows_read += 1;
-                quarantined.push(Quarantined {
-                    row,
-                    raw,
-                    field,
-                    reason,
-                });
+    // One thread splits the input into records while this one converts them: on two cores the
+    // two halves of the work overlap instead of taking turns.
+    std::thread::scope(|scope| {
+        let (send, receive) = std::sync::mpsc::sync_channel::<Result<RecordChunk, SourceError>>(2);
+        scope.spawn(move || {
+            let mut buf = RecordBuf::default();
+            loop {
+                let chunk = reader.next_chunk(&mut buf, CHUNK_ROWS);
+                let last = !matches!(&chunk, Ok(c) if !c.is_empty());
+                // A closed channel means the converter stopped on an error of its own.
+                if send.send(chunk).is_err() || last {
+                    break;
+                }
             }
-            Next::Record => {
-                report.rows_read += 1;
-                if let Err(q) = conformer.push(&buf) {
+        });
+        for chunk in receive {
+            let chunk = chunk?;
+            report.rows_read += (chunk.rows.len() + chunk.malformed.len()) as u64;
+            quarantined.extend(chunk.malformed.into_iter().map(|m| Quarantined {
+                row: m.row,
+                raw: m.raw,
+                field: m.field,
+                reason: m.reason,
+            }));
+            let texts: Vec<&StringArray> = chunk.fields.iter().map(|f| f.as_string::<i32>()).collect();
+            let mut fields = Vec::with_capacity(texts.len());
+            for (i, row) in chunk.rows.iter().enumerate() {
+                fields.clear();
+                fields.extend(texts.iter().map(|t| t.value(i)));
+                if let Err(q) = conformer.push(i as u32, *row, &fields) {
                     quarantined.push(q);
                 }
-                if conformer.len() >= CHUNK_ROWS {
-                    conformer.finish_chunk(&lineage, &mut raw_batches, &mut target_batches, &mut quarantined)?;
-                    progress(report.rows_read);
-                }
             }
+            conformer.finish_chunk(
+                &lineage,
+                chunk.fields,
+                &chunk.rows,
+                &mut raw_batches,
+                &mut target_batches,
+                &mut quarantined,
+            )?;
+            progress(report.rows_read);
         }
-    }
-    conformer.finish_chunk(&lineage, &mut raw_batches, &mut target_batches, &mut quarantined)?;
-    progress(report.rows_read);
+        Ok::<(), IngestError>(())
+    })?;
 
     // A plain table (no canonical entity) gets column types from its values or the pipeline.
     if targets.is_empty() && !raw_batches.is_empty() {
@@ -261,11 +277,15 @@ pub async fn ingest(
     }
 
     // Checks that need the whole input (references, keys) drop rows from every target at once.
-    let mut finals: Vec<RecordBatch> = Vec::with_capacity(targets.len());
-    for (t, batches) in target_batches.into_iter().enumerate() {
-        let schema = conformer.target_schema(t);
-        finals.push(concat_batches(&schema, &batches).map_err(|e| expression_error(pipeline, "*", input, e))?);
-    }
+    // The chunks stay as they were converted: one table of the whole input would be a copy of
+    // every value, the lineage texts included.
+    let finals = target_batches;
+    let keys = targets
+        .iter()
+        .zip(&finals)
+        .map(|(target, batches)| KeyTexts::of_batches(batches, &target.key))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| expression_error(pipeline, "*", input, e))?;
     let rejected = check_references(
         store,
         targets,
@@ -277,28 +297,25 @@ pub async fn ingest(
     let rejected = check_primary_key_conflicts(
         targets,
         &finals,
+        &keys,
         &raw_lookup(&raw_batches, &columns),
         rejected,
         &mut quarantined,
     );
-    if !rejected.is_empty() {
-        for batch in finals.iter_mut() {
-            *batch = drop_rows(batch, &rejected);
-        }
-    }
 
-    // Per target: drop rows already stored with the same values, split the rest into inserts and updates.
+    // Per target: drop the rejected rows and the rows already stored with the same values, and
+    // split the rest into inserts and updates.
     let mut writes = Vec::with_capacity(targets.len());
     for (t, target) in targets.iter().enumerate() {
-        let existing = existing_keys(store, target).await?;
-        let (batch, inserted, updated, unchanged) = dedup(&finals[t], target, &existing);
-        report.targets[t].inserted = inserted;
-        report.targets[t].updated = updated;
-        report.targets[t].unchanged = unchanged;
+        let stored = stored_keys(store, target).await?;
+        let (batches, counts) = dedup(&finals[t], &keys[t], &rejected, stored.as_ref());
+        report.targets[t].inserted = counts.inserted;
+        report.targets[t].updated = counts.updated;
+        report.targets[t].unchanged = counts.unchanged;
         if t == 0 {
-            report.rows_duplicate = unchanged;
+            report.rows_duplicate = counts.unchanged;
         }
-        writes.push((batch, updated > 0));
+        writes.push((batches, counts.updated > 0));
     }
     report.rows_quarantined = quarantined.len() as u64;
     report.rows_stored = report.rows_read - report.rows_quarantined - report.rows_duplicate;
@@ -335,14 +352,14 @@ pub async fn ingest(
         })
     };
     let staging_writes = async {
-        for ((batch, has_updates), target) in writes.into_iter().zip(targets) {
+        for ((batches, has_updates), target) in writes.into_iter().zip(targets) {
             let partition: Vec<&str> = if target.entity.month_of.is_some() {
                 vec!["_month"]
             } else {
                 vec![]
             };
             let append = Append {
-                batches: vec![batch],
+                batches,
                 partition_by: &partition,
                 marker: &batch_marker,
                 metadata: metadata(target.entity.name),
@@ -485,23 +502,27 @@ fn lineage_fields() -> Vec<Field> {
     ]
 }
 
-fn lineage_columns(lineage: &Lineage, rows: &[u64]) -> Vec<ArrayRef> {
+/// The lineage columns of rows numbered `rows`. The columns that are the same on every row are
+/// made once per batch and sliced for each chunk (a slice shares the values): copied per chunk,
+/// they were most of the memory an ingest wrote.
+fn lineage_columns(constants: &mut Vec<ArrayRef>, lineage: &Lineage, rows: &[u64]) -> Vec<ArrayRef> {
     let n = rows.len();
+    if constants.first().is_none_or(|c| c.len() < n) {
+        let text = |s: &str| Arc::new(StringArray::from_iter_values(std::iter::repeat_n(s, n))) as ArrayRef;
+        *constants = vec![
+            text(&lineage.source),
+            text(&lineage.file),
+            timestamp_array(vec![lineage.ingested_at.timestamp_micros(); n]),
+            text(&lineage.batch_id),
+        ];
+    }
+    let constant = |i: usize| constants[i].slice(0, n);
     vec![
-        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-            lineage.source.as_str(),
-            n,
-        ))),
-        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-            lineage.file.as_str(),
-            n,
-        ))),
+        constant(0),
+        constant(1),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| *r as i64))),
-        timestamp_array(vec![lineage.ingested_at.timestamp_micros(); n]),
-        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-            lineage.batch_id.as_str(),
-            n,
-        ))),
+        constant(2),
+        constant(3),
     ]
 }
 
@@ -517,7 +538,17 @@ struct TargetPlan {
     fills: Vec<Fill>,
     options: Vec<ParseOptions>,
     builders: Vec<ColumnBuilder>,
-    values: Vec<Value>,
+    /// The current row's cells, held until every column of every target has passed.
+    values: Vec<Cell>,
+}
+
+/// One checked cell of the row being converted.
+enum Cell {
+    Parsed(Value),
+    /// Text from this source field, copied when the row is stored.
+    SourceText(usize),
+    /// The column's constant.
+    Constant,
 }
 
 /// Converts records to typed target rows, chunk by chunk.
@@ -526,11 +557,11 @@ struct Conformer<'a> {
     targets: &'a [ResolvedTarget],
     plans: Vec<TargetPlan>,
     columns: Vec<String>,
-    raw: Vec<StringBuilder>,
-    raw_rows: Vec<u64>,
     /// Per chunk: row number of each accepted record, and its index among the chunk's raw rows.
     accepted_rows: Vec<u64>,
     accepted_at: Vec<u32>,
+    /// Lineage columns that are the same on every row, as long as the longest chunk so far.
+    lineage_constants: Vec<ArrayRef>,
     ctx: SessionContext,
 }
 
@@ -570,40 +601,37 @@ impl<'a> Conformer<'a> {
             targets,
             plans,
             columns: columns.to_vec(),
-            raw: columns.iter().map(|_| StringBuilder::new()).collect(),
-            raw_rows: Vec::new(),
             accepted_rows: Vec::new(),
             accepted_at: Vec::new(),
+            lineage_constants: Vec::new(),
             ctx: SessionContext::new(),
         }
     }
 
-    fn len(&self) -> usize {
-        self.raw_rows.len()
-    }
-
-    /// Take one record: into raw always; into every target, or into quarantine.
-    fn push(&mut self, record: &RecordBuf) -> Result<(), Quarantined> {
-        for (builder, field) in self.raw.iter_mut().zip(&record.fields) {
-            builder.append_value(field);
-        }
-        let at = self.raw_rows.len() as u32;
-        self.raw_rows.push(record.row);
+    /// Take record `at` of the chunk: into every target, or into quarantine.
+    fn push(&mut self, at: u32, row: u64, fields: &[&str]) -> Result<(), Quarantined> {
         for (plan, target) in self.plans.iter_mut().zip(self.targets) {
             plan.values.clear();
             for ((fill, column), options) in plan.fills.iter().zip(&target.columns).zip(&plan.options) {
-                let value = match fill {
-                    Fill::Source(i) => convert_field(&record.fields[*i], column, options),
-                    Fill::Constant(v) => Ok(v.clone()),
-                    Fill::Expr(_) | Fill::Null => Ok(Value::Null),
+                let cell = match fill {
+                    // Text is checked here and copied into its column only once the whole row
+                    // passed: no string is made for it in between.
+                    Fill::Source(i) if column.kind == ColumnType::Text => {
+                        let text = resolved_text(fields[*i], column);
+                        check_text(text, column).map(|()| Cell::SourceText(*i))
+                    }
+                    Fill::Source(i) => convert_field(fields[*i], column, options)
+                        .and_then(|v| check(&v, column, false).map(|()| Cell::Parsed(v))),
+                    Fill::Constant(v) => check(v, column, false).map(|()| Cell::Constant),
+                    Fill::Expr(_) => check(&Value::Null, column, true).map(|()| Cell::Parsed(Value::Null)),
+                    Fill::Null => check(&Value::Null, column, false).map(|()| Cell::Parsed(Value::Null)),
                 };
-                let value = value.and_then(|v| check(v, column, matches!(fill, Fill::Expr(_))));
-                match value {
-                    Ok(v) => plan.values.push(v),
+                match cell {
+                    Ok(cell) => plan.values.push(cell),
                     Err(reason) => {
                         return Err(Quarantined {
-                            row: record.row,
-                            raw: raw_text(&self.columns, &record.fields),
+                            row,
+                            raw: raw_text(&self.columns, fields),
                             field: Some(match fill {
                                 Fill::Source(i) => self.columns[*i].clone(),
                                 _ => column.name.clone(),
@@ -614,12 +642,23 @@ impl<'a> Conformer<'a> {
                 }
             }
         }
-        for plan in &mut self.plans {
-            for (builder, value) in plan.builders.iter_mut().zip(&plan.values) {
-                builder.push(value);
+        for (plan, target) in self.plans.iter_mut().zip(self.targets) {
+            for (((builder, cell), fill), column) in plan
+                .builders
+                .iter_mut()
+                .zip(&plan.values)
+                .zip(&plan.fills)
+                .zip(&target.columns)
+            {
+                match (cell, fill) {
+                    (Cell::SourceText(i), _) => builder.push_text(resolved_text(fields[*i], column)),
+                    (Cell::Constant, Fill::Constant(v)) => builder.push(v),
+                    (Cell::Parsed(v), _) => builder.push(v),
+                    (Cell::Constant, _) => builder.push(&Value::Null),
+                }
             }
         }
-        self.accepted_rows.push(record.row);
+        self.accepted_rows.push(row);
         self.accepted_at.push(at);
         Ok(())
     }
@@ -649,30 +688,37 @@ impl<'a> Conformer<'a> {
         Arc::new(Schema::new(fields))
     }
 
+    /// The chunk's records are all pushed: its raw batch (`source_columns`, rows numbered
+    /// `raw_rows`) and each target's batch of the records accepted.
     fn finish_chunk(
         &mut self,
         lineage: &Lineage,
+        source_columns: Vec<ArrayRef>,
+        raw_rows: &[u64],
         raw_out: &mut Vec<RecordBatch>,
         targets_out: &mut [Vec<RecordBatch>],
         quarantined: &mut Vec<Quarantined>,
     ) -> Result<(), IngestError> {
-        if self.raw_rows.is_empty() {
+        if raw_rows.is_empty() {
             return Ok(());
         }
-        let mut raw_columns: Vec<ArrayRef> = self.raw.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
-        let source_columns = raw_columns.clone();
-        raw_columns.extend(lineage_columns(lineage, &self.raw_rows));
+        let mut raw_columns = source_columns.clone();
+        raw_columns.extend(lineage_columns(&mut self.lineage_constants, lineage, raw_rows));
         let raw_batch = RecordBatch::try_new(self.raw_schema(), raw_columns).expect("raw columns match their schema");
         raw_out.push(raw_batch);
 
         let accepted_rows = std::mem::take(&mut self.accepted_rows);
         let accepted_at = std::mem::take(&mut self.accepted_at);
-        self.raw_rows.clear();
-        let indices = datafusion::arrow::array::UInt32Array::from(accepted_at.clone());
-        let accepted_source: Vec<ArrayRef> = source_columns
-            .iter()
-            .map(|c| datafusion::arrow::compute::take(c, &indices, None).expect("indices are in range"))
-            .collect();
+        // Usually every record of the chunk was accepted, and the source columns serve as they are.
+        let accepted_source: Vec<ArrayRef> = if accepted_at.len() == source_columns.first().map_or(0, |c| c.len()) {
+            source_columns
+        } else {
+            let indices = datafusion::arrow::array::UInt32Array::from(accepted_at);
+            source_columns
+                .iter()
+                .map(|c| datafusion::arrow::compute::take(c, &indices, None).expect("indices are in range"))
+                .collect()
+        };
 
         let mut keep = vec![true; accepted_rows.len()];
         let mut per_target: Vec<Vec<ArrayRef>> = Vec::with_capacity(self.targets.len());
@@ -712,8 +758,13 @@ impl<'a> Conformer<'a> {
         let mask = BooleanArray::from(keep.clone());
         for (t, mut arrays) in per_target.into_iter().enumerate() {
             let target = &self.targets[t];
-            let hashes = row_hashes(&arrays, accepted_rows.len());
-            arrays.extend(lineage_columns(lineage, &accepted_rows));
+            let hashes = row_hashes(&arrays, accepted_rows.len()).map_err(|e| IngestError::Expression {
+                pipeline: self.pipeline.name.clone(),
+                column: "*".into(),
+                file: lineage.file.clone(),
+                message: e.to_string(),
+            })?;
+            arrays.extend(lineage_columns(&mut self.lineage_constants, lineage, &accepted_rows));
             arrays.push(Arc::new(Int64Array::from(hashes)));
             if let Some(month_of) = target.entity.month_of {
                 let i = target
@@ -721,7 +772,12 @@ impl<'a> Conformer<'a> {
                     .iter()
                     .position(|c| c.name == month_of)
                     .expect("month column exists");
-                arrays.push(month_column(&arrays[i]));
+                arrays.push(month_column(&arrays[i]).map_err(|e| IngestError::Expression {
+                    pipeline: self.pipeline.name.clone(),
+                    column: month_of.into(),
+                    file: lineage.file.clone(),
+                    message: e.to_string(),
+                })?);
             }
             let batch = RecordBatch::try_new(self.target_schema(t), arrays).map_err(|e| IngestError::Expression {
                 pipeline: self.pipeline.name.clone(),
@@ -804,7 +860,7 @@ fn type_plain_table(
     let mut types = Vec::with_capacity(columns.len());
     for (i, source) in columns.iter().enumerate() {
         let kind = match declared.get(source).or_else(|| declared.get(&raw_column_name(source))) {
-            Some(t) => t.parse::<crate::entity::ColumnType>()?,
+            Some(t) => t.parse::<ColumnType>()?,
             None => infer_type(batches.iter().map(|b| b.column(i))),
         };
         types.push(kind);
@@ -840,8 +896,7 @@ fn type_plain_table(
         .collect()
 }
 
-fn infer_type<'a>(arrays: impl Iterator<Item = &'a ArrayRef> + Clone) -> crate::entity::ColumnType {
-    use crate::entity::ColumnType;
+fn infer_type<'a>(arrays: impl Iterator<Item = &'a ArrayRef> + Clone) -> ColumnType {
     let options = ParseOptions::default();
     let candidates = [
         ColumnType::Integer,
@@ -898,32 +953,48 @@ fn parse_options(column: &ResolvedColumn) -> ParseOptions {
     }
 }
 
-fn convert_field(field: &str, column: &ResolvedColumn, options: &ParseOptions) -> Result<Value, String> {
+/// A source field's text after the column's trim, value map and default.
+fn resolved_text<'f>(field: &'f str, column: &'f ResolvedColumn) -> &'f str {
     let text = if column.rule.trim.unwrap_or(true) {
         field.trim()
     } else {
         field
     };
     let text = column.rule.map.get(text).map_or(text, String::as_str);
-    let text = if text.is_empty() {
+    if text.is_empty() {
         column.rule.default.as_deref().unwrap_or("")
     } else {
         text
-    };
+    }
+}
+
+fn convert_field(field: &str, column: &ResolvedColumn, options: &ParseOptions) -> Result<Value, String> {
+    let text = resolved_text(field, column);
     if text.is_empty() {
         return Ok(Value::Null);
     }
     convert::parse(text, column.kind, options)
 }
 
+/// [`check`] for a text column's value, without making a [`Value`] of it.
+fn check_text(text: &str, column: &ResolvedColumn) -> Result<(), String> {
+    if text.is_empty() {
+        return check(&Value::Null, column, false);
+    }
+    if !column.rule.allowed.is_empty() && !column.rule.allowed.iter().any(|a| a == text) {
+        return Err(format!("`{text}` is not one of {}", column.rule.allowed.join(", ")));
+    }
+    Ok(())
+}
+
 /// Required, range and allowed-value rules.
-fn check(value: Value, column: &ResolvedColumn, computed_later: bool) -> Result<Value, String> {
+fn check(value: &Value, column: &ResolvedColumn, computed_later: bool) -> Result<(), String> {
     let rule = &column.rule;
-    if value == Value::Null {
+    if *value == Value::Null {
         if column.required && !computed_later {
             return Err("required and empty".to_string());
         }
-        return Ok(value);
+        return Ok(());
     }
     if let Some(n) = value.as_f64(column.kind) {
         if rule.min.is_some_and(|min| n < min) {
@@ -934,21 +1005,22 @@ fn check(value: Value, column: &ResolvedColumn, computed_later: bool) -> Result<
         }
     }
     if !rule.allowed.is_empty()
-        && let Value::Text(t) = &value
+        && let Value::Text(t) = value
         && !rule.allowed.iter().any(|a| a == t)
     {
         return Err(format!("`{t}` is not one of {}", rule.allowed.join(", ")));
     }
-    Ok(value)
+    Ok(())
 }
 
-fn raw_text(columns: &[String], fields: &[String]) -> String {
+fn raw_text(columns: &[String], fields: &[impl AsRef<str>]) -> String {
     let mut map = serde_json::Map::new();
     for (c, f) in columns.iter().zip(fields) {
+        let f = f.as_ref();
         let value = if f.len() > 256 {
             format!("{}…", &f[..f.floor_char_boundary(256)])
         } else {
-            f.clone()
+            f.to_string()
         };
         map.insert(c.clone(), value.into());
     }
@@ -1001,63 +1073,17 @@ impl RawLookup<'_> {
     }
 }
 
-/// FNV-1a over each row's values rendered as text: stable across runs and platforms, so a stored
-/// row and a new one with the same values always hash alike.
-fn row_hashes(arrays: &[ArrayRef], rows: usize) -> Vec<i64> {
-    let mut hashes = vec![0xcbf2_9ce4_8422_2325_u64; rows];
-    for array in arrays {
-        let text = cast(array, &DataType::Utf8).expect("every column type casts to text");
-        let text = text.as_any().downcast_ref::<StringArray>().expect("cast gives text");
-        for (i, h) in hashes.iter_mut().enumerate() {
-            let bytes: &[u8] = if text.is_null(i) {
-                b"\x00null"
-            } else {
-                text.value(i).as_bytes()
-            };
-            for b in bytes.iter().chain(b"\x1f") {
-                *h ^= u64::from(*b);
-                *h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            }
+fn month_column(dates: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    let text = ColumnText::new(dates.as_ref())?;
+    let mut scratch = Vec::new();
+    let mut months = StringBuilder::with_capacity(dates.len(), dates.len() * 7);
+    for i in 0..dates.len() {
+        match text.text(i, &mut scratch)? {
+            Some(t) => months.append_value(String::from_utf8_lossy(&t[..7.min(t.len())])),
+            None => months.append_value("unknown"),
         }
     }
-    hashes.into_iter().map(|h| h as i64).collect()
-}
-
-fn month_column(dates: &ArrayRef) -> ArrayRef {
-    let text = cast(dates, &DataType::Utf8).expect("dates cast to text");
-    let text = text.as_any().downcast_ref::<StringArray>().expect("cast gives text");
-    Arc::new(StringArray::from_iter_values((0..text.len()).map(|i| {
-        if text.is_null(i) {
-            "unknown"
-        } else {
-            &text.value(i)[..7.min(text.value(i).len())]
-        }
-    })))
-}
-
-fn key_strings(batch: &RecordBatch, key: &[String]) -> Vec<String> {
-    let columns: Vec<StringArray> = key
-        .iter()
-        .map(|k| {
-            let column = batch.column_by_name(k).expect("key columns exist");
-            let text = cast(column, &DataType::Utf8).expect("casts to text");
-            text.as_any().downcast_ref::<StringArray>().expect("text").clone()
-        })
-        .collect();
-    (0..batch.num_rows())
-        .map(|i| {
-            let mut s = String::new();
-            for (j, c) in columns.iter().enumerate() {
-                if j > 0 {
-                    s.push('\u{1f}');
-                }
-                if !c.is_null(i) {
-                    s.push_str(c.value(i));
-                }
-            }
-            s
-        })
-        .collect()
+    Ok(Arc::new(months.finish()))
 }
 
 fn row_numbers(batch: &RecordBatch) -> &Int64Array {
@@ -1074,71 +1100,73 @@ fn hashes_of(batch: &RecordBatch) -> &Int64Array {
         .expect("_row_hash is Int64")
 }
 
-fn drop_rows(batch: &RecordBatch, rejected: &HashSet<u64>) -> RecordBatch {
-    let rows = row_numbers(batch);
-    let mask = BooleanArray::from_iter(rows.values().iter().map(|r| Some(!rejected.contains(&(*r as u64)))));
-    filter_record_batch(batch, &mask).expect("mask has the batch's length")
-}
-
 /// Values a `references` rule must find: the referenced staging column plus this input's own rows.
 async fn check_references(
     store: &Store,
     targets: &[ResolvedTarget],
-    finals: &[RecordBatch],
+    finals: &[Vec<RecordBatch>],
     raw: &RawLookup<'_>,
     quarantined: &mut Vec<Quarantined>,
 ) -> Result<HashSet<u64>, StoreError> {
-    let mut rejected = HashSet::new();
+    let mut rejected = HashSet::default();
     for (t, target) in targets.iter().enumerate() {
         for column in &target.columns {
             let Some(reference) = &column.rule.references else {
                 continue;
             };
             let (entity, ref_column) = reference.split_once('.').expect("validated as entity.column");
-            let mut known: HashSet<String> = HashSet::new();
+            // The referenced values as text arrays, kept whole so the set below borrows from them
+            // (no string per value). No DISTINCT: the set removes repeats as it is built, which
+            // costs less than a grouping before it.
+            let mut known_arrays: Vec<ArrayRef> = Vec::new();
             if store.exists(Layer::Staging, entity) {
                 let batches = store
                     .query(
                         &[(Layer::Staging, entity)],
-                        &format!("SELECT DISTINCT CAST(\"{ref_column}\" AS VARCHAR) AS v FROM staging.{entity}"),
+                        &format!("SELECT CAST(\"{ref_column}\" AS VARCHAR) AS v FROM staging.{entity}"),
                     )
                     .await?;
                 for b in &batches {
                     // DataFusion may answer with Utf8View; cast to one shape.
-                    let v = cast(b.column(0), &DataType::Utf8).expect("text casts to text");
-                    let v = v.as_any().downcast_ref::<StringArray>().expect("cast gives text");
-                    known.extend(v.iter().flatten().map(str::to_string));
+                    known_arrays.push(cast(b.column(0), &DataType::Utf8).expect("text casts to text"));
                 }
             }
-            for (other, batch) in targets.iter().zip(finals) {
-                if other.entity.name == entity
-                    && let Some(c) = batch.column_by_name(ref_column)
-                {
-                    let text = cast(c, &DataType::Utf8).expect("casts to text");
-                    let text = text.as_any().downcast_ref::<StringArray>().expect("text");
-                    known.extend(text.iter().flatten().map(str::to_string));
+            for (other, batches) in targets.iter().zip(finals) {
+                for batch in batches {
+                    if other.entity.name == entity
+                        && let Some(c) = batch.column_by_name(ref_column)
+                    {
+                        known_arrays.push(cast(c, &DataType::Utf8).expect("casts to text"));
+                    }
                 }
             }
-            let values =
-                cast(finals[t].column_by_name(&column.name).expect("mapped"), &DataType::Utf8).expect("casts to text");
-            let values = values.as_any().downcast_ref::<StringArray>().expect("text");
-            let rows = row_numbers(&finals[t]);
-            for i in 0..values.len() {
-                if values.is_null(i) || known.contains(values.value(i)) {
-                    continue;
-                }
-                let row = rows.value(i) as u64;
-                if rejected.insert(row) {
-                    quarantined.push(Quarantined {
-                        row,
-                        raw: raw.text(row),
-                        field: column.rule.from.clone().or(Some(column.name.clone())),
-                        reason: format!(
-                            "{}: `{}` is not in staging.{entity}.{ref_column}",
-                            column.name,
-                            values.value(i)
-                        ),
-                    });
+            let mut known: HashSet<&str> =
+                HashSet::with_capacity_and_hasher(known_arrays.iter().map(|a| a.len()).sum(), Default::default());
+            for array in &known_arrays {
+                known.extend(array.as_string::<i32>().iter().flatten());
+            }
+            for batch in &finals[t] {
+                let values =
+                    cast(batch.column_by_name(&column.name).expect("mapped"), &DataType::Utf8).expect("casts to text");
+                let values = values.as_string::<i32>();
+                let rows = row_numbers(batch);
+                for i in 0..values.len() {
+                    if values.is_null(i) || known.contains(values.value(i)) {
+                        continue;
+                    }
+                    let row = rows.value(i) as u64;
+                    if rejected.insert(row) {
+                        quarantined.push(Quarantined {
+                            row,
+                            raw: raw.text(row),
+                            field: column.rule.from.clone().or(Some(column.name.clone())),
+                            reason: format!(
+                                "{}: `{}` is not in staging.{entity}.{ref_column}",
+                                column.name,
+                                values.value(i)
+                            ),
+                        });
+                    }
                 }
             }
         }
@@ -1150,28 +1178,26 @@ async fn check_references(
 /// kept, the later ones are quarantined (which one is right cannot be told from the data).
 fn check_primary_key_conflicts(
     targets: &[ResolvedTarget],
-    finals: &[RecordBatch],
+    finals: &[Vec<RecordBatch>],
+    keys: &[KeyTexts],
     raw: &RawLookup<'_>,
     mut rejected: HashSet<u64>,
     quarantined: &mut Vec<Quarantined>,
 ) -> HashSet<u64> {
-    let (Some(target), Some(batch)) = (targets.first(), finals.first()) else {
+    let (Some(target), Some(batches), Some(keys)) = (targets.first(), finals.first(), keys.first()) else {
         return rejected;
     };
-    let keys = key_strings(batch, &target.key);
-    let hashes = hashes_of(batch);
-    let rows = row_numbers(batch);
-    let mut first: HashMap<&str, (i64, u64)> = HashMap::with_capacity(keys.len());
-    for (i, key) in keys.iter().enumerate() {
-        let row = rows.value(i) as u64;
-        if rejected.contains(&row) {
+    let mut first: HashMap<&[u8], (i64, u64)> = HashMap::with_capacity_and_hasher(keys.len(), Default::default());
+    for (i, (row, hash)) in rows_and_hashes(batches).enumerate() {
+        if !rejected.is_empty() && rejected.contains(&row) {
             continue;
         }
-        match first.get(key.as_str()) {
+        let key = keys.get(i);
+        match first.get(key) {
             None => {
-                first.insert(key, (hashes.value(i), row));
+                first.insert(key, (hash, row));
             }
-            Some(&(hash, first_row)) if hash != hashes.value(i) => {
+            Some(&(first_hash, first_row)) if first_hash != hash => {
                 rejected.insert(row);
                 quarantined.push(Quarantined {
                     row,
@@ -1180,7 +1206,7 @@ fn check_primary_key_conflicts(
                     reason: format!(
                         "duplicate key {} = `{}` with other values than row {first_row}",
                         target.key.join(","),
-                        key.replace('\u{1f}', ",")
+                        keys.display(i)
                     ),
                 });
             }
@@ -1190,11 +1216,27 @@ fn check_primary_key_conflicts(
     rejected
 }
 
-/// Key -> row hash of what a staging table holds.
-async fn existing_keys(store: &Store, target: &ResolvedTarget) -> Result<HashMap<String, i64>, StoreError> {
+/// Each row's number and row hash, across `batches` in order.
+fn rows_and_hashes(batches: &[RecordBatch]) -> impl Iterator<Item = (u64, i64)> + '_ {
+    batches.iter().flat_map(|batch| {
+        row_numbers(batch)
+            .values()
+            .iter()
+            .zip(hashes_of(batch).values())
+            .map(|(row, hash)| (*row as u64, *hash))
+    })
+}
+
+/// What a staging table holds: each row's key and its row hash.
+struct StoredKeys {
+    keys: KeyTexts,
+    hashes: Vec<i64>,
+}
+
+async fn stored_keys(store: &Store, target: &ResolvedTarget) -> Result<Option<StoredKeys>, IngestError> {
     let name = target.entity.name;
     if !store.exists(Layer::Staging, name) {
-        return Ok(HashMap::new());
+        return Ok(None);
     }
     let key_list = target
         .key
@@ -1208,51 +1250,76 @@ async fn existing_keys(store: &Store, target: &ResolvedTarget) -> Result<HashMap
             &format!("SELECT {key_list}, _row_hash FROM staging.{name}"),
         )
         .await?;
-    let mut out = HashMap::new();
-    for batch in &batches {
-        let keys = key_strings(batch, &target.key);
-        let hashes = hashes_of(batch);
-        for (k, h) in keys.into_iter().zip(hashes.values()) {
-            out.insert(k, *h);
-        }
-    }
-    Ok(out)
+    let keys = KeyTexts::of_batches(&batches, &target.key).map_err(|e| StoreError::Query {
+        table: format!("staging.{name}"),
+        source: e.into(),
+    })?;
+    let hashes = batches
+        .iter()
+        .flat_map(|b| hashes_of(b).values().iter().copied())
+        .collect();
+    let stored = StoredKeys { keys, hashes };
+    Ok(Some(stored))
 }
 
-/// Drop rows whose key is stored with the same values or repeats earlier in the input.
-/// Returns the rows to write and the counts of inserts, updates and unchanged rows.
+/// What [`dedup`] found for one target.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    inserted: u64,
+    updated: u64,
+    unchanged: u64,
+}
+
+/// Drop the rejected rows, and the rows whose key is stored with the same values or repeats
+/// earlier in the input. Returns the rows to write and the counts of inserts, updates and
+/// unchanged rows (rejected rows are in none of them).
 fn dedup(
-    batch: &RecordBatch,
-    target: &ResolvedTarget,
-    existing: &HashMap<String, i64>,
-) -> (RecordBatch, u64, u64, u64) {
-    let keys = key_strings(batch, &target.key);
-    let hashes = hashes_of(batch);
-    let mut seen: HashSet<&str> = HashSet::with_capacity(keys.len());
-    let (mut inserted, mut updated, mut unchanged) = (0, 0, 0);
+    batches: &[RecordBatch],
+    keys: &KeyTexts,
+    rejected: &HashSet<u64>,
+    stored: Option<&StoredKeys>,
+) -> (Vec<RecordBatch>, Counts) {
+    let mut existing: HashMap<&[u8], i64> = HashMap::default();
+    if let Some(stored) = stored {
+        existing.reserve(stored.keys.len());
+        existing.extend(stored.keys.iter().zip(stored.hashes.iter().copied()));
+    }
+    let mut seen: HashSet<&[u8]> = HashSet::with_capacity_and_hasher(keys.len(), Default::default());
+    let mut counts = Counts::default();
     let mut keep = Vec::with_capacity(keys.len());
-    for (i, key) in keys.iter().enumerate() {
-        let new_in_input = seen.insert(key.as_str());
-        let decision = match (new_in_input, existing.get(key.as_str())) {
+    for (i, (row, hash)) in rows_and_hashes(batches).enumerate() {
+        if !rejected.is_empty() && rejected.contains(&row) {
+            keep.push(false);
+            continue;
+        }
+        let key = keys.get(i);
+        let new_in_input = seen.insert(key);
+        let decision = match (new_in_input, existing.get(key)) {
             (false, _) => None,
-            (true, Some(h)) if *h == hashes.value(i) => None,
+            (true, Some(h)) if *h == hash => None,
             (true, Some(_)) => Some(true),
             (true, None) => Some(false),
         };
         match decision {
-            None => unchanged += 1,
-            Some(true) => updated += 1,
-            Some(false) => inserted += 1,
+            None => counts.unchanged += 1,
+            Some(true) => counts.updated += 1,
+            Some(false) => counts.inserted += 1,
         }
         keep.push(decision.is_some());
     }
-    let mask = BooleanArray::from(keep);
-    (
-        filter_record_batch(batch, &mask).expect("mask has the batch's length"),
-        inserted,
-        updated,
-        unchanged,
-    )
+    let mut kept = Vec::with_capacity(batches.len());
+    let mut offset = 0;
+    for batch in batches {
+        let mask = &keep[offset..offset + batch.num_rows()];
+        offset += batch.num_rows();
+        if mask.iter().all(|k| *k) {
+            kept.push(batch.clone());
+        } else if mask.iter().any(|k| *k) {
+            let mask = BooleanArray::from(mask.to_vec());
+            kept.push(filter_record_batch(batch, &mask).expect("mask has the batch's length"));
+        }
+    }
+    (kept, counts)
 }
 
 fn quarantine_batch(pipeline: &str, lineage: &Lineage, rows: &[Quarantined]) -> RecordBatch {

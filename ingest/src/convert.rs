@@ -235,6 +235,14 @@ impl ColumnBuilder {
         }
     }
 
+    /// Append a text column's value straight from its source text (empty is null).
+    pub fn push_text(&mut self, text: &str) {
+        match self {
+            ColumnBuilder::Text(b) if !text.is_empty() => b.append_value(text),
+            _ => self.push(&Value::Null),
+        }
+    }
+
     /// The array collected so far; the builder starts again empty.
     pub fn finish(&mut self) -> ArrayRef {
         match self {

@@ -17,6 +17,7 @@ pub use tributary_warehouse::entity;
 
 pub mod batch;
 pub mod convert;
+mod fingerprint;
 pub mod pipeline;
 pub mod run;
 pub mod sample_company;

@@ -10,8 +10,9 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -81,6 +82,39 @@ pub enum Next {
     },
     /// No more rows.
     End,
+}
+
+/// Records read ahead as one piece, for a converter on another thread: every field as text, one
+/// Arrow column per source column (the raw table's columns as they are), and the rows that could
+/// not be split into fields.
+#[derive(Debug)]
+pub struct RecordChunk {
+    /// One text column per source column, a value per record.
+    pub fields: Vec<ArrayRef>,
+    /// Each record's row number.
+    pub rows: Vec<u64>,
+    /// Rows that could not be split into fields, as [`Next::Malformed`] describes them.
+    pub malformed: Vec<MalformedRow>,
+}
+
+/// A row that could not be split into fields.
+#[derive(Debug)]
+pub struct MalformedRow {
+    /// Its row number.
+    pub row: u64,
+    /// The row as received.
+    pub raw: String,
+    /// The field at fault, when one is.
+    pub field: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+impl RecordChunk {
+    /// Whether the chunk holds no rows at all.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.malformed.is_empty()
+    }
 }
 
 /// Reads records from one file or body.
@@ -296,6 +330,42 @@ impl RecordReader {
     /// The file (or push) name used in errors and lineage.
     pub fn name(&self) -> &Path {
         &self.name
+    }
+
+    /// Read up to `rows` records into a chunk; an empty chunk when the input is at its end.
+    pub fn next_chunk(&mut self, buf: &mut RecordBuf, rows: usize) -> Result<RecordChunk, SourceError> {
+        let width = self.columns.len();
+        // Grown as records come: a push of ten rows should not reserve room for thousands.
+        let mut fields: Vec<StringBuilder> = (0..width).map(|_| StringBuilder::new()).collect();
+        let mut numbers = Vec::new();
+        let mut malformed = Vec::new();
+        while numbers.len() < rows {
+            match self.next(buf)? {
+                Next::End => break,
+                Next::Record => {
+                    for (builder, field) in fields.iter_mut().zip(&buf.fields) {
+                        builder.append_value(field);
+                    }
+                    numbers.push(buf.row);
+                }
+                Next::Malformed {
+                    row,
+                    raw,
+                    field,
+                    reason,
+                } => malformed.push(MalformedRow {
+                    row,
+                    raw,
+                    field,
+                    reason,
+                }),
+            }
+        }
+        Ok(RecordChunk {
+            fields: fields.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect(),
+            rows: numbers,
+            malformed,
+        })
     }
 
     fn io_error(&self, row: u64, e: impl std::fmt::Display) -> SourceError {
