@@ -981,10 +981,17 @@ fn check_text(text: &str, column: &ResolvedColumn) -> Result<(), String> {
     if text.is_empty() {
         return check(&Value::Null, column, false);
     }
-    if !column.rule.allowed.is_empty() && !column.rule.allowed.iter().any(|a| a == text) {
-        return Err(format!("`{text}` is not one of {}", column.rule.allowed.join(", ")));
+    check_allowed(text, column)
+}
+
+/// The allowed-values rule (none: every value is allowed).
+fn check_allowed(text: &str, column: &ResolvedColumn) -> Result<(), String> {
+    let allowed = &column.rule.allowed;
+    if allowed.is_empty() || allowed.iter().any(|a| a == text) {
+        Ok(())
+    } else {
+        Err(format!("`{text}` is not one of {}", allowed.join(", ")))
     }
-    Ok(())
 }
 
 /// Required, range and allowed-value rules.
@@ -1004,13 +1011,10 @@ fn check(value: &Value, column: &ResolvedColumn, computed_later: bool) -> Result
             return Err(format!("{n} is above the maximum {}", rule.max.unwrap_or_default()));
         }
     }
-    if !rule.allowed.is_empty()
-        && let Value::Text(t) = value
-        && !rule.allowed.iter().any(|a| a == t)
-    {
-        return Err(format!("`{t}` is not one of {}", rule.allowed.join(", ")));
+    match value {
+        Value::Text(t) => check_allowed(t, column),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn raw_text(columns: &[String], fields: &[impl AsRef<str>]) -> String {
@@ -1131,13 +1135,13 @@ async fn check_references(
                     known_arrays.push(cast(b.column(0), &DataType::Utf8).expect("text casts to text"));
                 }
             }
-            for (other, batches) in targets.iter().zip(finals) {
-                for batch in batches {
-                    if other.entity.name == entity
-                        && let Some(c) = batch.column_by_name(ref_column)
-                    {
-                        known_arrays.push(cast(c, &DataType::Utf8).expect("casts to text"));
-                    }
+            for (_, batches) in targets
+                .iter()
+                .zip(finals)
+                .filter(|(other, _)| other.entity.name == entity)
+            {
+                for c in batches.iter().filter_map(|batch| batch.column_by_name(ref_column)) {
+                    known_arrays.push(cast(c, &DataType::Utf8).expect("casts to text"));
                 }
             }
             let mut known: HashSet<&str> =

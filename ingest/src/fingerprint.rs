@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, Decimal128Array, Int64Array, LargeStringArray, StringArray, StringViewArray,
 };
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int64Type};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -117,7 +118,13 @@ impl KeyTexts {
 }
 
 /// One column's values as the text Arrow's cast to `Utf8` gives them.
-pub(crate) enum ColumnText<'a> {
+pub(crate) struct ColumnText<'a> {
+    nulls: Option<NullBuffer>,
+    values: Values<'a>,
+}
+
+/// The typed values behind a [`ColumnText`].
+enum Values<'a> {
     Utf8(&'a StringArray),
     LargeUtf8(&'a LargeStringArray),
     Utf8View(&'a StringViewArray),
@@ -125,56 +132,51 @@ pub(crate) enum ColumnText<'a> {
     Decimal128(&'a Decimal128Array, usize, i8),
     Date32(&'a Date32Array),
     /// Any other type, through the formatter cast itself uses.
-    Formatted(&'a dyn Array, ArrayFormatter<'a>),
+    Formatted(ArrayFormatter<'a>),
 }
 
 impl<'a> ColumnText<'a> {
     pub(crate) fn new(array: &'a dyn Array) -> Result<Self, ArrowError> {
-        Ok(match array.data_type() {
-            DataType::Utf8 => Self::Utf8(array.as_string::<i32>()),
-            DataType::LargeUtf8 => Self::LargeUtf8(array.as_string::<i64>()),
-            DataType::Utf8View => Self::Utf8View(array.as_string_view()),
-            DataType::Int64 => Self::Int64(array.as_primitive::<Int64Type>()),
+        let values = match array.data_type() {
+            DataType::Utf8 => Values::Utf8(array.as_string::<i32>()),
+            DataType::LargeUtf8 => Values::LargeUtf8(array.as_string::<i64>()),
+            DataType::Utf8View => Values::Utf8View(array.as_string_view()),
+            DataType::Int64 => Values::Int64(array.as_primitive::<Int64Type>()),
             DataType::Decimal128(precision, scale) => {
-                Self::Decimal128(array.as_primitive::<Decimal128Type>(), usize::from(*precision), *scale)
+                Values::Decimal128(array.as_primitive::<Decimal128Type>(), usize::from(*precision), *scale)
             }
-            DataType::Date32 => Self::Date32(array.as_primitive::<Date32Type>()),
-            _ => Self::Formatted(array, ArrayFormatter::try_new(array, &FormatOptions::default())?),
+            DataType::Date32 => Values::Date32(array.as_primitive::<Date32Type>()),
+            _ => Values::Formatted(ArrayFormatter::try_new(array, &FormatOptions::default())?),
+        };
+        Ok(Self {
+            nulls: array.nulls().cloned(),
+            values,
         })
     }
 
     /// Row `i`'s text, or `None` for a null; `scratch` holds it when the array does not.
     pub(crate) fn text<'s>(&'s self, i: usize, scratch: &'s mut Vec<u8>) -> Result<Option<&'s [u8]>, ArrowError> {
-        let array: &dyn Array = match self {
-            Self::Utf8(a) => *a,
-            Self::LargeUtf8(a) => *a,
-            Self::Utf8View(a) => *a,
-            Self::Int64(a) => *a,
-            Self::Decimal128(a, ..) => *a,
-            Self::Date32(a) => *a,
-            Self::Formatted(a, _) => *a,
-        };
-        if array.is_null(i) {
+        if self.nulls.as_ref().is_some_and(|n| n.is_null(i)) {
             return Ok(None);
         }
         scratch.clear();
-        Ok(Some(match self {
-            Self::Utf8(a) => a.value(i).as_bytes(),
-            Self::LargeUtf8(a) => a.value(i).as_bytes(),
-            Self::Utf8View(a) => a.value(i).as_bytes(),
-            Self::Int64(a) => {
+        Ok(Some(match &self.values {
+            Values::Utf8(a) => a.value(i).as_bytes(),
+            Values::LargeUtf8(a) => a.value(i).as_bytes(),
+            Values::Utf8View(a) => a.value(i).as_bytes(),
+            Values::Int64(a) => {
                 scratch.extend_from_slice(itoa::Buffer::new().format(a.value(i)).as_bytes());
                 scratch
             }
-            Self::Decimal128(a, precision, scale) => {
+            Values::Decimal128(a, precision, scale) => {
                 write_decimal(a.value(i), *precision, *scale, scratch);
                 scratch
             }
-            Self::Date32(a) => {
+            Values::Date32(a) => {
                 write_date(a.value(i), scratch);
                 scratch
             }
-            Self::Formatted(_, formatter) => {
+            Values::Formatted(formatter) => {
                 let mut text = String::new();
                 formatter.value(i).write(&mut text)?;
                 scratch.extend_from_slice(text.as_bytes());

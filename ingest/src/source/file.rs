@@ -70,16 +70,7 @@ pub enum Next {
     /// A record is in the buffer.
     Record,
     /// A row that could not be split into fields.
-    Malformed {
-        /// Its row number.
-        row: u64,
-        /// The row as received (lossy UTF-8, shortened to [`RAW_ROW_LIMIT`] bytes).
-        raw: String,
-        /// The field at fault, when one is.
-        field: Option<String>,
-        /// Why.
-        reason: String,
-    },
+    Malformed(MalformedRow),
     /// No more rows.
     End,
 }
@@ -93,7 +84,7 @@ pub struct RecordChunk {
     pub fields: Vec<ArrayRef>,
     /// Each record's row number.
     pub rows: Vec<u64>,
-    /// Rows that could not be split into fields, as [`Next::Malformed`] describes them.
+    /// Rows that could not be split into fields.
     pub malformed: Vec<MalformedRow>,
 }
 
@@ -102,7 +93,7 @@ pub struct RecordChunk {
 pub struct MalformedRow {
     /// Its row number.
     pub row: u64,
-    /// The row as received.
+    /// The row as received (lossy UTF-8, shortened to [`RAW_ROW_LIMIT`] bytes).
     pub raw: String,
     /// The field at fault, when one is.
     pub field: Option<String>,
@@ -348,17 +339,7 @@ impl RecordReader {
                     }
                     numbers.push(buf.row);
                 }
-                Next::Malformed {
-                    row,
-                    raw,
-                    field,
-                    reason,
-                } => malformed.push(MalformedRow {
-                    row,
-                    raw,
-                    field,
-                    reason,
-                }),
+                Next::Malformed(row) => malformed.push(row),
             }
         }
         Ok(RecordChunk {
@@ -469,31 +450,31 @@ impl RecordReader {
                     if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
                         return self.next(buf);
                     }
-                    return Ok(Next::Malformed {
+                    return Ok(Next::Malformed(MalformedRow {
                         row,
                         raw: raw(),
                         field: None,
                         reason: format!("has {} fields, the header has {width}", record.len()),
-                    });
+                    }));
                 }
                 for (i, field) in record.iter().enumerate() {
                     if field.len() > self.max_field {
-                        return Ok(Next::Malformed {
+                        return Ok(Next::Malformed(MalformedRow {
                             row,
                             raw: raw(),
                             field: Some(self.columns[i].clone()),
                             reason: format!("field is {} bytes, over the {} byte limit", field.len(), self.max_field),
-                        });
+                        }));
                     }
                     let out = &mut buf.fields[i];
                     out.clear();
                     if let Err(at) = decode_into(field, self.encoding, out) {
-                        return Ok(Next::Malformed {
+                        return Ok(Next::Malformed(MalformedRow {
                             row,
                             raw: raw(),
                             field: Some(self.columns[i].clone()),
                             reason: format!("invalid UTF-8 at byte {at} of the field"),
-                        });
+                        }));
                     }
                 }
                 Ok(Next::Record)
@@ -521,11 +502,13 @@ impl RecordReader {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let malformed = |field: Option<String>, reason: String| Next::Malformed {
-                    row,
-                    raw: shorten(String::from_utf8_lossy(line).into_owned()),
-                    field,
-                    reason,
+                let malformed = |field: Option<String>, reason: String| {
+                    Next::Malformed(MalformedRow {
+                        row,
+                        raw: shorten(String::from_utf8_lossy(line).into_owned()),
+                        field,
+                        reason,
+                    })
                 };
                 if line.len() > self.max_field.saturating_mul(width.max(1)) {
                     return Ok(malformed(
@@ -701,7 +684,7 @@ mod tests {
         loop {
             match reader.next(&mut buf).unwrap() {
                 Next::Record => rows.push((buf.row, buf.fields.clone())),
-                Next::Malformed { row, reason, .. } => bad.push(format!("{row}: {reason}")),
+                Next::Malformed(MalformedRow { row, reason, .. }) => bad.push(format!("{row}: {reason}")),
                 Next::End => break,
             }
         }
