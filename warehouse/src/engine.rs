@@ -315,6 +315,7 @@ impl Warehouse {
             config = config.with_batch_size(1024);
         }
         let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        ctx.add_optimizer_rule(Arc::new(crate::eager_aggregation::EagerAggregation));
         crate::functions::register(&ctx);
         ctx.register_udtf(
             "as_of",
@@ -979,5 +980,54 @@ mod tests {
         let clock = "SELECT now() AS at, sum(units) AS units FROM marts.stock";
         rows_of(&warehouse, clock).await;
         assert_eq!(kept(&warehouse, clock), None);
+    }
+
+    #[tokio::test]
+    async fn sums_over_a_join_are_taken_before_it_in_every_session() {
+        use datafusion::arrow::array::{Int64Array, StringArray};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = Warehouse::new(DataDir::new(dir.path()), QueryLimits::default()).unwrap();
+        let sales = Arc::new(Schema::new(vec![
+            Field::new("customer_key", DataType::Int64, false),
+            Field::new("units", DataType::Int64, false),
+        ]));
+        let sales = RecordBatch::try_new(
+            sales,
+            vec![
+                Arc::new(Int64Array::from(vec![1, 1, 2, 3])),
+                Arc::new(Int64Array::from(vec![5, 7, 11, 13])),
+            ],
+        )
+        .unwrap();
+        let customers = Arc::new(Schema::new(vec![
+            Field::new("customer_key", DataType::Int64, false),
+            Field::new("region", DataType::Utf8, false),
+        ]));
+        let customers = RecordBatch::try_new(
+            customers,
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2, 3])),
+                Arc::new(StringArray::from(vec!["North", "South", "North"])),
+            ],
+        )
+        .unwrap();
+        for (name, batch) in [("sale", sales), ("client", customers)] {
+            warehouse
+                .store()
+                .replace(Layer::Marts, name, vec![batch], serde_json::Map::new())
+                .await
+                .unwrap();
+        }
+        let sql = "SELECT c.region, SUM(s.units) AS units, COUNT(*) AS sales FROM marts.sale s \
+                   JOIN marts.client c ON c.customer_key = s.customer_key GROUP BY 1 ORDER BY 1";
+        let plan = rows_of(&warehouse, &format!("EXPLAIN {sql}")).await.join("\n");
+        assert!(plan.contains("__eager_"), "{plan}");
+        let rows = rows_of(&warehouse, sql).await;
+        assert_eq!(
+            rows[3..5],
+            ["| North  | 25    | 3     |", "| South  | 11    | 1     |"],
+            "{rows:?}"
+        );
     }
 }

@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod calendar;
+pub mod eager_aggregation;
 pub mod engine;
 pub mod entity;
 pub mod functions;
