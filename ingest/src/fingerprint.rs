@@ -216,7 +216,7 @@ fn write_decimal(value: i128, precision: usize, scale: i8, out: &mut Vec<u8>) {
 
 /// Days since 1970-01-01 as chrono's `NaiveDate` debug form (`YYYY-MM-DD`), which cast writes.
 fn write_date(days: i32, out: &mut Vec<u8>) {
-    let (year, month, day) = civil_from_days(i64::from(days));
+    let (year, month, day) = tributary_warehouse::calendar::civil_from_days(i64::from(days));
     if (0..=9999).contains(&year) {
         let digit = |n: i64| b'0' + n as u8;
         out.extend_from_slice(&[
@@ -241,25 +241,6 @@ fn write_date(days: i32, out: &mut Vec<u8>) {
         }
         out.extend_from_slice(text.as_bytes());
     }
-}
-
-/// Proleptic Gregorian (year, month, day) of a day count from 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -6,15 +6,22 @@
 //!   `day_number(b) - day_number(a)` in every SQL dialect the marts must run in (DuckDB defines it
 //!   as a macro in the benchmarks);
 //! - `as_of('layer.table', version | 'time')`: a table as it was (time travel over the Delta log),
-//!   in sessions made by [`crate::engine::Warehouse::context`].
+//!   in sessions made by [`crate::engine::Warehouse::context`];
+//! - `date_trunc(unit, date)` in place of DataFusion's own, with the same answers: DataFusion casts
+//!   every date to a timestamp and truncates that; this one truncates the day number.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, Date32Array, Int64Array, StringArray};
+use datafusion::arrow::array::{Array, Date32Array, Int64Array, StringArray, TimestampNanosecondArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
+use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    TypeSignature, Volatility, create_udf,
+};
 use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
 
 use crate::identity::stable_key;
 
@@ -22,6 +29,175 @@ use crate::identity::stable_key;
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(stable_key_udf());
     ctx.register_udf(day_number_udf());
+    ctx.register_udf(ScalarUDF::new_from_impl(DateTruncOfDates::new()));
+}
+
+/// DataFusion's `date_trunc`, with dates truncated as day numbers. DataFusion accepts a date only
+/// by casting it to a nanosecond timestamp, and then splits each timestamp into calendar fields
+/// and builds it again: grouping ten million order lines by `date_trunc('month', order_date)` spent
+/// more time there than in the sums. A date needs only its day number truncated (and rows in date
+/// order repeat the last answer). The answer keeps DataFusion's type, a timestamp at midnight;
+/// anything but a date with a constant unit goes to DataFusion's function unchanged.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct DateTruncOfDates {
+    builtin: datafusion::functions::datetime::date_trunc::DateTruncFunc,
+    signature: Signature,
+}
+
+impl DateTruncOfDates {
+    fn new() -> Self {
+        let builtin = datafusion::functions::datetime::date_trunc::DateTruncFunc::new();
+        // Dates exactly, first, so that no cast to a timestamp is planned; then DataFusion's own.
+        let mut accepted: Vec<TypeSignature> = [DataType::Utf8, DataType::Utf8View, DataType::LargeUtf8]
+            .into_iter()
+            .map(|unit| TypeSignature::Exact(vec![unit, DataType::Date32]))
+            .collect();
+        match &builtin.signature().type_signature {
+            TypeSignature::OneOf(theirs) => accepted.extend(theirs.iter().cloned()),
+            theirs => accepted.push(theirs.clone()),
+        }
+        let signature = Signature::one_of(accepted, builtin.signature().volatility);
+        Self { builtin, signature }
+    }
+}
+
+/// The units of `date_trunc` that change a date; finer units leave it at midnight.
+#[derive(Clone, Copy)]
+enum DateUnit {
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+}
+
+impl DateUnit {
+    fn parse(unit: &str) -> Option<Self> {
+        Some(match unit.to_ascii_lowercase().as_str() {
+            "microsecond" | "millisecond" | "second" | "minute" | "hour" | "day" => Self::Day,
+            "week" => Self::Week,
+            "month" => Self::Month,
+            "quarter" => Self::Quarter,
+            "year" => Self::Year,
+            _ => return None,
+        })
+    }
+
+    /// The first day of the period holding `days` (weeks start on Monday, as DataFusion's do).
+    fn truncate(self, days: i64) -> i64 {
+        use crate::calendar::{civil_from_days, days_from_civil};
+        match self {
+            Self::Day => days,
+            // 1970-01-01 was a Thursday, three days after a Monday.
+            Self::Week => days - (days + 3).rem_euclid(7),
+            Self::Month => days - (civil_from_days(days).2 - 1),
+            Self::Quarter => {
+                let (year, month, _) = civil_from_days(days);
+                days_from_civil(year, 1 + 3 * ((month - 1) / 3), 1)
+            }
+            Self::Year => days_from_civil(civil_from_days(days).0, 1, 1),
+        }
+    }
+}
+
+const NANOS_PER_DAY: i64 = 86_400_000_000_000;
+
+/// The truncated dates as nanosecond timestamps; `None` when one falls outside what a nanosecond
+/// timestamp holds (DataFusion's own function then answers, as it would have).
+fn truncate_dates(unit: DateUnit, dates: &Date32Array) -> Option<TimestampNanosecondArray> {
+    let mut last: Option<(i32, i64)> = None;
+    let mut values = Vec::with_capacity(dates.len());
+    for &day in dates.values() {
+        let nanos = match last {
+            Some((seen, nanos)) if seen == day => nanos,
+            _ => {
+                let nanos = unit.truncate(i64::from(day)).checked_mul(NANOS_PER_DAY)?;
+                last = Some((day, nanos));
+                nanos
+            }
+        };
+        values.push(nanos);
+    }
+    Some(TimestampNanosecondArray::new(values.into(), dates.nulls().cloned()))
+}
+
+impl ScalarUDFImpl for DateTruncOfDates {
+    fn name(&self) -> &str {
+        self.builtin.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.builtin.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> datafusion::error::Result<DataType> {
+        self.builtin.return_type(arg_types)
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> datafusion::error::Result<FieldRef> {
+        match args.arg_fields.get(1) {
+            Some(date) if date.data_type() == &DataType::Date32 => Ok(Arc::new(Field::new(
+                self.name(),
+                DataType::Timestamp(TimeUnit::Nanosecond, None),
+                date.is_nullable(),
+            ))),
+            _ => self.builtin.return_field_from_args(args),
+        }
+    }
+
+    fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        if args.args.get(1).map(|a| a.data_type()) != Some(DataType::Date32) {
+            return self.builtin.invoke_with_args(args);
+        }
+        let unit = match &args.args[0] {
+            ColumnarValue::Scalar(
+                ScalarValue::Utf8(Some(unit)) | ScalarValue::Utf8View(Some(unit)) | ScalarValue::LargeUtf8(Some(unit)),
+            ) => DateUnit::parse(unit),
+            _ => None,
+        };
+        if let Some(unit) = unit {
+            match &args.args[1] {
+                ColumnarValue::Array(dates) => {
+                    let dates = dates
+                        .as_any()
+                        .downcast_ref::<Date32Array>()
+                        .expect("a Date32 value is a Date32Array");
+                    if let Some(truncated) = truncate_dates(unit, dates) {
+                        return Ok(ColumnarValue::Array(Arc::new(truncated)));
+                    }
+                }
+                ColumnarValue::Scalar(ScalarValue::Date32(None)) => {
+                    return Ok(ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(None, None)));
+                }
+                ColumnarValue::Scalar(ScalarValue::Date32(Some(day))) => {
+                    if let Some(nanos) = unit.truncate(i64::from(*day)).checked_mul(NANOS_PER_DAY) {
+                        return Ok(ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(
+                            Some(nanos),
+                            None,
+                        )));
+                    }
+                }
+                _ => {}
+            }
+        }
+        // What DataFusion would have done: the date cast to a timestamp, then its function.
+        let timestamp = DataType::Timestamp(TimeUnit::Nanosecond, None);
+        args.args[1] = args.args[1].cast_to(&timestamp, None)?;
+        args.arg_fields[1] = Arc::new(args.arg_fields[1].as_ref().clone().with_data_type(timestamp));
+        self.builtin.invoke_with_args(args)
+    }
+
+    fn output_ordering(&self, input: &[ExprProperties]) -> datafusion::error::Result<SortProperties> {
+        self.builtin.output_ordering(input)
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.builtin.documentation()
+    }
 }
 
 fn stable_key_udf() -> ScalarUDF {
@@ -91,7 +267,6 @@ impl datafusion::catalog::TableFunctionImpl for AsOfFunction {
     ) -> datafusion::error::Result<Arc<dyn datafusion::catalog::TableProvider>> {
         use datafusion::error::DataFusionError;
         use datafusion::logical_expr::Expr;
-        use datafusion::scalar::ScalarValue;
 
         let usage = || {
             DataFusionError::Plan(
@@ -175,4 +350,90 @@ fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| Utc.from_utc_datetime(&t))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Date32Array, RecordBatch};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::util::pretty::pretty_format_batches;
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::SessionContext;
+
+    /// Dates from 1677 to 2262 (what a nanosecond timestamp holds), in and out of order, with
+    /// repeats, leap days, the turns of centuries and nulls; then DataFusion's answer and ours.
+    fn sessions() -> (SessionContext, SessionContext) {
+        let mut days: Vec<Option<i32>> = (-106_000..106_000).step_by(97).map(Some).collect();
+        days.extend(
+            [
+                0, 0, 1, -1, 59, 60, 11_016, 11_017, 10_956, -25_508, -25_509, 19_783, 19_783,
+            ]
+            .map(Some),
+        );
+        days.extend([None, Some(20_000), None]);
+        days.extend((-3_000..3_000).rev().step_by(13).map(Some));
+        let schema = Arc::new(Schema::new(vec![Field::new("day", DataType::Date32, true)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Date32Array::from(days))]).unwrap();
+        let ours = SessionContext::new();
+        super::register(&ours);
+        let theirs = SessionContext::new();
+        for ctx in [&ours, &theirs] {
+            let table = MemTable::try_new(schema.clone(), vec![vec![batch.clone()]]).unwrap();
+            ctx.register_table("dates", Arc::new(table)).unwrap();
+        }
+        (ours, theirs)
+    }
+
+    async fn answer(ctx: &SessionContext, sql: &str) -> (DataType, String) {
+        let frame = ctx.sql(sql).await.unwrap();
+        let data_type = frame.schema().field(0).data_type().clone();
+        let batches = frame.collect().await.unwrap();
+        (data_type, pretty_format_batches(&batches).unwrap().to_string())
+    }
+
+    #[tokio::test]
+    async fn date_trunc_of_dates_answers_as_datafusion_does() {
+        let (ours, theirs) = sessions();
+        for unit in [
+            "year", "quarter", "month", "week", "day", "hour", "second", "MONTH", "Quarter",
+        ] {
+            let sql = format!("SELECT date_trunc('{unit}', day) AS t FROM dates");
+            let expected = answer(&theirs, &sql).await;
+            assert_eq!(answer(&ours, &sql).await, expected, "{unit}");
+            // A constant date, and the alias.
+            let sql = format!("SELECT datetrunc('{unit}', DATE '2024-02-29') AS t");
+            assert_eq!(answer(&ours, &sql).await, answer(&theirs, &sql).await, "{unit}");
+        }
+        // Dates are no longer cast to timestamps before the call.
+        let explain = |ctx: SessionContext| async move {
+            let plan = ctx
+                .sql("EXPLAIN SELECT date_trunc('month', day) FROM dates")
+                .await
+                .unwrap();
+            pretty_format_batches(&plan.collect().await.unwrap())
+                .unwrap()
+                .to_string()
+        };
+        let (ours_plan, theirs_plan) = (explain(ours.clone()).await, explain(theirs.clone()).await);
+        assert!(theirs_plan.contains("CAST(dates.day"), "{theirs_plan}");
+        assert!(!ours_plan.contains("CAST(dates.day"), "{ours_plan}");
+        // Timestamps, text and a unit it does not know go to DataFusion's function.
+        for sql in [
+            "SELECT date_trunc('month', TIMESTAMP '2024-05-17 13:14:15') AS t",
+            "SELECT date_trunc('month', '2024-05-17') AS t",
+        ] {
+            assert_eq!(answer(&ours, sql).await, answer(&theirs, sql).await, "{sql}");
+        }
+        let wrong = ours.sql("SELECT date_trunc('fortnight', day) FROM dates").await;
+        let error = match wrong {
+            Ok(frame) => frame.collect().await.unwrap_err().to_string(),
+            Err(e) => e.to_string(),
+        };
+        assert!(error.contains("Unsupported date_trunc granularity"), "{error}");
+        // One value by hand.
+        let (_, one) = answer(&ours, "SELECT date_trunc('quarter', DATE '2024-08-31') AS t").await;
+        assert!(one.contains("2024-07-01T00:00:00"), "{one}");
+    }
 }
