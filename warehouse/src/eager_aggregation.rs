@@ -10,6 +10,13 @@
 //! side with key `k` meets every fact row with key `k`, before as after, so it adds the same partial
 //! sum, minimum, maximum or count to its group.
 //!
+//! Only below a join to a dimension on its key (a customer by `customer_key`, a product by
+//! `product_key`): there the fact side has many rows per key, so summing first shrinks it by a
+//! large factor. Below a join of order lines to their orders (about eight lines per `order_key`)
+//! the extra aggregation cost more than it saved: 0.47-0.54 s became 0.59-0.63 s at ten million
+//! lines. DataFusion's logical plan carries no statistics to tell the two apart, so the rule is
+//! told which tables are dimensions and by which key.
+//!
 //! Limits, on purpose: inner joins on plain columns with no other join condition; `SUM`, `MIN`,
 //! `MAX` and `COUNT` without `DISTINCT`, `FILTER` or `ORDER BY` (an average or a distinct count
 //! does not decompose this simply); group keys from the other side or the fact side's join keys.
@@ -27,8 +34,49 @@ use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
 /// The rule; add it to a session with `SessionContext::add_optimizer_rule`.
-#[derive(Debug, Default)]
-pub struct EagerAggregation;
+#[derive(Debug)]
+pub struct EagerAggregation {
+    /// (table, key column) of each dimension, by the table's own name (any schema).
+    dimensions: Vec<(String, String)>,
+}
+
+impl EagerAggregation {
+    /// The rule for joins to these dimensions, each a table name and its key column.
+    pub fn for_dimensions(dimensions: &[(&str, &str)]) -> Self {
+        Self {
+            dimensions: dimensions
+                .iter()
+                .map(|(table, key)| (table.to_string(), key.to_string()))
+                .collect(),
+        }
+    }
+
+    /// The core dimensions of the warehouse.
+    pub fn for_core() -> Self {
+        Self::for_dimensions(&[("customer", "customer_key"), ("product", "product_key")])
+    }
+
+    /// Whether `side` reads one dimension table (under projections, filters and an alias) and
+    /// `keys` is that dimension's key.
+    fn is_dimension(&self, side: &LogicalPlan, keys: &[Column]) -> bool {
+        let [key] = keys else {
+            return false;
+        };
+        let mut plan = side;
+        loop {
+            plan = match plan {
+                LogicalPlan::Projection(p) => p.input.as_ref(),
+                LogicalPlan::Filter(f) => f.input.as_ref(),
+                LogicalPlan::SubqueryAlias(a) => a.input.as_ref(),
+                LogicalPlan::TableScan(scan) => {
+                    let table = scan.table_name.table();
+                    return self.dimensions.iter().any(|(t, k)| t == table && *k == key.name);
+                }
+                _ => return false,
+            };
+        }
+    }
+}
 
 impl OptimizerRule for EagerAggregation {
     fn name(&self) -> &str {
@@ -47,7 +95,7 @@ impl OptimizerRule for EagerAggregation {
         let LogicalPlan::Aggregate(aggregate) = &plan else {
             return Ok(Transformed::no(plan));
         };
-        match aggregate_before_join(aggregate)? {
+        match aggregate_before_join(self, aggregate)? {
             Some(rewritten) => Ok(Transformed::yes(rewritten)),
             None => Ok(Transformed::no(plan)),
         }
@@ -75,7 +123,7 @@ enum Side {
 }
 
 /// The rewritten plan, or `None` when `aggregate` is not of the shape this rule handles.
-fn aggregate_before_join(aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
+fn aggregate_before_join(rule: &EagerAggregation, aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
     // Between the aggregate and the join, the optimizer often leaves a projection that only drops
     // the columns nobody reads; anything more (computed columns, filters) and the rule stays out.
     let join = match aggregate.input.as_ref() {
@@ -140,10 +188,13 @@ fn aggregate_before_join(aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
     let Some(fact_side) = fact_side else {
         return Ok(None);
     };
-    let (fact, other, fact_keys) = match fact_side {
-        Side::Left => (&join.left, &join.right, &left_keys),
-        Side::Right => (&join.right, &join.left, &right_keys),
+    let (fact, other, fact_keys, other_keys) = match fact_side {
+        Side::Left => (&join.left, &join.right, &left_keys, &right_keys),
+        Side::Right => (&join.right, &join.left, &right_keys, &left_keys),
     };
+    if !rule.is_dimension(other, other_keys) {
+        return Ok(None);
+    }
     // Already rewritten (the optimizer runs its rules more than once): the fact side is an
     // aggregate by exactly the join keys.
     if let LogicalPlan::Aggregate(below) = fact.as_ref()
@@ -251,7 +302,7 @@ mod tests {
     fn session(eager: bool) -> SessionContext {
         let ctx = SessionContext::new();
         if eager {
-            ctx.add_optimizer_rule(Arc::new(EagerAggregation));
+            ctx.add_optimizer_rule(Arc::new(EagerAggregation::for_core()));
         }
         let lines = Schema::new(vec![
             Field::new("customer_key", DataType::Int64, true),
@@ -398,6 +449,8 @@ mod tests {
             // A distinct count and an average.
             "SELECT c.country, COUNT(DISTINCT l.quantity) FROM order_line l JOIN customer c ON c.customer_key = l.customer_key GROUP BY 1",
             "SELECT c.country, AVG(l.quantity) FROM order_line l JOIN customer c ON c.customer_key = l.customer_key GROUP BY 1",
+            // A join to a table that is not a dimension (order lines to their orders).
+            "SELECT o.customer_key, SUM(l.quantity) FROM order_line l JOIN order_line o ON o.quantity = l.quantity GROUP BY 1",
             // An outer join.
             "SELECT c.country, SUM(l.quantity) FROM customer c LEFT JOIN order_line l ON l.customer_key = c.customer_key GROUP BY 1",
         ] {

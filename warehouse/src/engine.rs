@@ -315,7 +315,7 @@ impl Warehouse {
             config = config.with_batch_size(1024);
         }
         let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
-        ctx.add_optimizer_rule(Arc::new(crate::eager_aggregation::EagerAggregation));
+        ctx.add_optimizer_rule(Arc::new(crate::eager_aggregation::EagerAggregation::for_core()));
         crate::functions::register(&ctx);
         ctx.register_udtf(
             "as_of",
@@ -1012,15 +1012,15 @@ mod tests {
             ],
         )
         .unwrap();
-        for (name, batch) in [("sale", sales), ("client", customers)] {
+        for (layer, name, batch) in [(Layer::Marts, "sale", sales), (Layer::Core, "customer", customers)] {
             warehouse
                 .store()
-                .replace(Layer::Marts, name, vec![batch], serde_json::Map::new())
+                .replace(layer, name, vec![batch], serde_json::Map::new())
                 .await
                 .unwrap();
         }
         let sql = "SELECT c.region, SUM(s.units) AS units, COUNT(*) AS sales FROM marts.sale s \
-                   JOIN marts.client c ON c.customer_key = s.customer_key GROUP BY 1 ORDER BY 1";
+                   JOIN core.customer c ON c.customer_key = s.customer_key GROUP BY 1 ORDER BY 1";
         let plan = rows_of(&warehouse, &format!("EXPLAIN {sql}")).await.join("\n");
         assert!(plan.contains("__eager_"), "{plan}");
         let rows = rows_of(&warehouse, sql).await;
