@@ -29,7 +29,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, DFSchema, Result};
 use datafusion::logical_expr::expr::AggregateFunction;
-use datafusion::logical_expr::{Aggregate, Expr, ExprSchemable, Join, JoinType, LogicalPlan, Projection, lit};
+use datafusion::logical_expr::{
+    Aggregate, AggregateUDF, Expr, ExprSchemable, Join, JoinType, LogicalPlan, Projection, expr::NullTreatment, lit,
+};
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
@@ -102,13 +104,13 @@ impl OptimizerRule for EagerAggregation {
     }
 }
 
-/// How an aggregate is split into the part below the join and the part above it.
-#[derive(Clone, Copy)]
-enum Split {
-    /// `SUM`, `MIN`, `MAX`: the same function below and above.
-    Same,
-    /// `COUNT`: counted below, summed above.
-    CountThenSum,
+/// The aggregate above the join that combines one partial aggregate from below it: `SUM`, `MIN`
+/// and `MAX` combine with themselves, `COUNT` with `SUM`.
+struct Combine {
+    func: Arc<AggregateUDF>,
+    null_treatment: Option<NullTreatment>,
+    /// Counts below, summed above (which gives null, not 0, over no rows).
+    of_counts: bool,
 }
 
 /// Names of the partial aggregates, unique within the process so that two rewritten joins in one
@@ -155,7 +157,7 @@ fn aggregate_before_join(rule: &EagerAggregation, aggregate: &Aggregate) -> Resu
     }
 
     // Every aggregate must be one that splits, and all of them must read the same side.
-    let mut splits = Vec::with_capacity(aggregate.aggr_expr.len());
+    let mut combines = Vec::with_capacity(aggregate.aggr_expr.len());
     let mut fact_side = None;
     for expr in &aggregate.aggr_expr {
         let Expr::AggregateFunction(AggregateFunction { func, params }) = expr else {
@@ -164,12 +166,16 @@ fn aggregate_before_join(rule: &EagerAggregation, aggregate: &Aggregate) -> Resu
         if params.distinct || params.filter.is_some() || !params.order_by.is_empty() {
             return Ok(None);
         }
-        let split = match func.name() {
-            "sum" | "min" | "max" => Split::Same,
-            "count" => Split::CountThenSum,
+        let (func, of_counts) = match func.name() {
+            "sum" | "min" | "max" => (func.clone(), false),
+            "count" => (datafusion::functions_aggregate::sum::sum_udaf(), true),
             _ => return Ok(None),
         };
-        splits.push(split);
+        combines.push(Combine {
+            func,
+            null_treatment: params.null_treatment,
+            of_counts,
+        });
         for column in expr.column_refs() {
             let side = if join.left.schema().has_column(column) {
                 Side::Left
@@ -217,8 +223,8 @@ fn aggregate_before_join(rule: &EagerAggregation, aggregate: &Aggregate) -> Resu
     }
 
     // Below the join: the fact side grouped by its join keys.
-    let mut partial_exprs = Vec::with_capacity(splits.len());
-    let mut partial_names = Vec::with_capacity(splits.len());
+    let mut partial_exprs = Vec::with_capacity(combines.len());
+    let mut partial_names = Vec::with_capacity(combines.len());
     for expr in &aggregate.aggr_expr {
         let name = format!("__eager_{}", NEXT_PARTIAL.fetch_add(1, Ordering::Relaxed));
         partial_exprs.push(expr.clone().alias(&name));
@@ -242,24 +248,20 @@ fn aggregate_before_join(rule: &EagerAggregation, aggregate: &Aggregate) -> Resu
     )?);
 
     // Above the join: the partial results combined per original group.
-    let mut final_exprs = Vec::with_capacity(splits.len());
-    for ((expr, split), name) in aggregate.aggr_expr.iter().zip(&splits).zip(&partial_names) {
-        let Expr::AggregateFunction(AggregateFunction { func, params }) = expr else {
-            unreachable!("checked above");
-        };
-        let func = match split {
-            Split::Same => func.clone(),
-            Split::CountThenSum => datafusion::functions_aggregate::sum::sum_udaf(),
-        };
-        final_exprs.push(Expr::AggregateFunction(AggregateFunction::new_udf(
-            func,
-            vec![Expr::Column(Column::new_unqualified(name))],
-            false,
-            None,
-            vec![],
-            params.null_treatment,
-        )));
-    }
+    let final_exprs = combines
+        .iter()
+        .zip(&partial_names)
+        .map(|(combine, name)| {
+            Expr::AggregateFunction(AggregateFunction::new_udf(
+                combine.func.clone(),
+                vec![Expr::Column(Column::new_unqualified(name))],
+                false,
+                None,
+                vec![],
+                combine.null_treatment,
+            ))
+        })
+        .collect();
     let combined = Aggregate::try_new(Arc::new(joined), aggregate.group_expr.clone(), final_exprs)?;
 
     // The original output: same qualifiers, names and types.
@@ -274,7 +276,7 @@ fn aggregate_before_join(rule: &EagerAggregation, aggregate: &Aggregate) -> Resu
         }
         // With no group keys an empty join still gives one row, where a count is 0 and a sum of
         // counts is null.
-        if groups == 0 && matches!(splits[i], Split::CountThenSum) {
+        if groups == 0 && combines[i].of_counts {
             output = datafusion::functions::expr_fn::coalesce(vec![output, lit(0i64)]);
         }
         outputs.push(output.alias_qualified(qualifier.cloned(), field.name()));

@@ -984,33 +984,18 @@ mod tests {
 
     #[tokio::test]
     async fn sums_over_a_join_are_taken_before_it_in_every_session() {
-        use datafusion::arrow::array::{Int64Array, StringArray};
-        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
         let dir = tempfile::tempdir().unwrap();
         let warehouse = Warehouse::new(DataDir::new(dir.path()), QueryLimits::default()).unwrap();
-        let sales = Arc::new(Schema::new(vec![
-            Field::new("customer_key", DataType::Int64, false),
-            Field::new("units", DataType::Int64, false),
-        ]));
-        let sales = RecordBatch::try_new(
-            sales,
-            vec![
-                Arc::new(Int64Array::from(vec![1, 1, 2, 3])),
-                Arc::new(Int64Array::from(vec![5, 7, 11, 13])),
-            ],
-        )
+        let sales = RecordBatch::try_from_iter([
+            ("customer_key", Arc::new(Int64Array::from(vec![1, 1, 2, 3])) as ArrayRef),
+            ("units", Arc::new(Int64Array::from(vec![5, 7, 11, 13]))),
+        ])
         .unwrap();
-        let customers = Arc::new(Schema::new(vec![
-            Field::new("customer_key", DataType::Int64, false),
-            Field::new("region", DataType::Utf8, false),
-        ]));
-        let customers = RecordBatch::try_new(
-            customers,
-            vec![
-                Arc::new(Int64Array::from(vec![1, 2, 3])),
-                Arc::new(StringArray::from(vec!["North", "South", "North"])),
-            ],
-        )
+        let customers = RecordBatch::try_from_iter([
+            ("customer_key", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
+            ("region", Arc::new(StringArray::from(vec!["North", "South", "North"]))),
+        ])
         .unwrap();
         for (layer, name, batch) in [(Layer::Marts, "sale", sales), (Layer::Core, "customer", customers)] {
             warehouse
