@@ -314,7 +314,13 @@ impl Warehouse {
         if pool < (512 << 20) {
             config = config.with_batch_size(1024);
         }
-        let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(self.runtime.clone())
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(crate::partial_aggregate::PartialAggregation))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         ctx.add_optimizer_rule(Arc::new(crate::eager_aggregation::EagerAggregation::for_core()));
         crate::functions::register(&ctx);
         ctx.register_udtf(

@@ -23,6 +23,7 @@ pub mod functions;
 pub mod identity;
 pub mod layout;
 pub mod limits;
+pub mod partial_aggregate;
 pub mod profile;
 pub mod query_log;
 pub mod refresh;
