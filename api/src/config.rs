@@ -324,9 +324,13 @@ fn apply_env(
             .map(str::to_ascii_lowercase)
             .collect();
         if !table.contains_key(&path[0]) {
-            // TRIBUTARY_CONFIG and TRIBUTARY_LOG are read elsewhere; anything else is likely a typo
-            // (TRIBUTARY_LIMIT__MEMORY_MB) that would otherwise change nothing without a word.
-            if !matches!(name.as_str(), "TRIBUTARY_CONFIG" | "TRIBUTARY_LOG") {
+            // TRIBUTARY_CONFIG, TRIBUTARY_LOG and the planner's switches are read elsewhere;
+            // anything else is likely a typo (TRIBUTARY_LIMIT__MEMORY_MB) that would otherwise
+            // change nothing without a word.
+            let planner = tributary_warehouse::planner_options::PlannerOptions::variables();
+            if !matches!(name.as_str(), "TRIBUTARY_CONFIG" | "TRIBUTARY_LOG")
+                && !planner.iter().any(|(_, v)| *v == name)
+            {
                 tracing::warn!(
                     "ignoring environment variable {name}: `{}` is not a configuration key",
                     path[0]

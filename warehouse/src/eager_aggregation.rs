@@ -35,6 +35,8 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
+use crate::planner_options::PlannerOptions;
+
 /// The rule; add it to a session with `SessionContext::add_optimizer_rule`.
 #[derive(Debug)]
 pub struct EagerAggregation {
@@ -93,10 +95,13 @@ impl OptimizerRule for EagerAggregation {
         true
     }
 
-    fn rewrite(&self, plan: LogicalPlan, _config: &dyn OptimizerConfig) -> Result<Transformed<LogicalPlan>> {
+    fn rewrite(&self, plan: LogicalPlan, config: &dyn OptimizerConfig) -> Result<Transformed<LogicalPlan>> {
         let LogicalPlan::Aggregate(aggregate) = &plan else {
             return Ok(Transformed::no(plan));
         };
+        if !PlannerOptions::of(&config.options()).eager_aggregation {
+            return Ok(Transformed::no(plan));
+        }
         match aggregate_before_join(self, aggregate)? {
             Some(rewritten) => Ok(Transformed::yes(rewritten)),
             None => Ok(Transformed::no(plan)),

@@ -29,6 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::access::{Caller, NotReadOnly, Role};
 use crate::layout::{DataDir, Layer};
 use crate::limits::QueryLimits;
+use crate::planner_options::PlannerOptions;
 use crate::query_log::{QueryLog, QueryLogEntry};
 use crate::store::{AsOf, Store, StoreError};
 
@@ -290,6 +291,7 @@ impl Warehouse {
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(true)
             .with_default_catalog_and_schema("datafusion", "public");
+        config = engine.planner.clone().install(config);
         let pool = self.limits.memory_mb.saturating_mul(1 << 20);
         // A small pool keeps one partition per core, so that each sort still has room to merge
         // what it spilled.
@@ -619,6 +621,9 @@ struct EngineDefaults {
     /// (`DATAFUSION_EXECUTION_BATCH_SIZE=16384`, ...); the settings [`Warehouse::session_for`]
     /// makes after it (limits, text types, joins) win over them.
     config: SessionConfig,
+    /// The warehouse's own optimizer rules as the environment sets them (`TRIBUTARY_*`, all on
+    /// by default).
+    planner: PlannerOptions,
     /// Partitions for a pool of 512 MiB or more, unless the operator chose them: two per core
     /// (DataFusion's default is one), as the query runtime has two threads per core, so while one
     /// partition waits for its input (Parquet decoding, a repartition channel) the core runs
@@ -636,8 +641,13 @@ fn engine_defaults() -> &'static EngineDefaults {
         });
         let chosen = std::env::var_os("DATAFUSION_EXECUTION_TARGET_PARTITIONS").is_some();
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let planner = PlannerOptions::from_env().unwrap_or_else(|e| {
+            tracing::warn!("ignoring the TRIBUTARY_* planner variables: {e}");
+            PlannerOptions::default()
+        });
         EngineDefaults {
             config,
+            planner,
             large_pool_partitions: (!chosen).then_some(2 * cores),
         }
     })

@@ -8,11 +8,14 @@
 //! - `as_of('layer.table', version | 'time')`: a table as it was (time travel over the Delta log),
 //!   in sessions made by [`crate::engine::Warehouse::context`];
 //! - `date_trunc(unit, date)` in place of DataFusion's own, with the same answers: DataFusion casts
-//!   every date to a timestamp and truncates that; this one truncates the day number.
+//!   every date to a timestamp and truncates that; this one truncates the day number;
+//! - `date_part(part, date)` in place of DataFusion's own, with the same answers: the year,
+//!   quarter, month and day of a date read off its day number instead of through a calendar
+//!   object per row.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, Date32Array, Int64Array, StringArray, TimestampNanosecondArray};
+use datafusion::arrow::array::{Array, Date32Array, Int32Array, Int64Array, StringArray, TimestampNanosecondArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
 use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
@@ -30,6 +33,7 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(stable_key_udf());
     ctx.register_udf(day_number_udf());
     ctx.register_udf(ScalarUDF::new_from_impl(DateTruncOfDates::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(DatePartOfDates::default()));
 }
 
 /// DataFusion's `date_trunc`, with dates truncated as day numbers. DataFusion accepts a date only
@@ -198,6 +202,134 @@ impl ScalarUDFImpl for DateTruncOfDates {
     fn documentation(&self) -> Option<&Documentation> {
         self.builtin.documentation()
     }
+}
+
+/// DataFusion's `date_part`, with the year, quarter, month or day of a date taken from its day
+/// number by [`civil_from_days`](crate::calendar::civil_from_days) (and rows in date order repeat
+/// the last answer). DataFusion's builds a calendar date per row through a function pointer:
+/// grouping a million orders by `date_part('year', order_date)` spent more time there than in
+/// the grouping. Every other part, and anything but a column of dates, goes to DataFusion's
+/// function; the answer's type is its own (a 32-bit integer for these parts).
+#[derive(Debug, PartialEq, Eq, Hash, Default)]
+struct DatePartOfDates {
+    builtin: datafusion::functions::datetime::date_part::DatePartFunc,
+}
+
+/// The parts of a date this function answers itself.
+#[derive(Clone, Copy)]
+enum DatePart {
+    Year,
+    Quarter,
+    Month,
+    Day,
+}
+
+impl DatePart {
+    fn parse(part: &str) -> Option<Self> {
+        Some(match part.to_ascii_lowercase().as_str() {
+            "year" | "years" => Self::Year,
+            "quarter" | "qtr" => Self::Quarter,
+            "month" | "months" => Self::Month,
+            "day" | "days" => Self::Day,
+            _ => return None,
+        })
+    }
+
+    fn of(self, days: i32) -> i32 {
+        let (year, month, day) = crate::calendar::civil_from_days(i64::from(days));
+        // A Date32 spans years -5.8 million to 5.8 million: every part fits.
+        (match self {
+            Self::Year => year,
+            Self::Quarter => (month + 2) / 3,
+            Self::Month => month,
+            Self::Day => day,
+        }) as i32
+    }
+}
+
+impl ScalarUDFImpl for DatePartOfDates {
+    fn name(&self) -> &str {
+        self.builtin.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.builtin.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.builtin.signature()
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> datafusion::error::Result<DataType> {
+        self.builtin.return_type(arg_types)
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> datafusion::error::Result<FieldRef> {
+        self.builtin.return_field_from_args(args)
+    }
+
+    /// DataFusion's rewrite of `date_part('year', d) = 2024` into a range of `d`, which lets a
+    /// scan skip files and row groups.
+    fn preimage(
+        &self,
+        args: &[datafusion::logical_expr::Expr],
+        literal: &datafusion::logical_expr::Expr,
+        info: &datafusion::logical_expr::simplify::SimplifyContext,
+    ) -> datafusion::error::Result<datafusion::logical_expr::preimage::PreimageResult> {
+        self.builtin.preimage(args, literal, info)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        let part = match &args.args[..] {
+            [
+                ColumnarValue::Scalar(ScalarValue::Utf8(Some(part)) | ScalarValue::Utf8View(Some(part))),
+                ColumnarValue::Array(dates),
+            ] if dates.data_type() == &DataType::Date32 => DatePart::parse(part),
+            _ => None,
+        };
+        let Some(part) = part else {
+            return self.builtin.invoke_with_args(args);
+        };
+        let dates = args.args[1].clone().into_array(args.number_rows)?;
+        let dates = dates
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .expect("a Date32 value is a Date32Array");
+        // DataFusion's answer is null for a day outside chrono's calendar (about 262,000 years
+        // either side of year 0, reached only by casting integers to dates): leave those to it.
+        let (first, last) = chrono_days();
+        if dates.values().iter().any(|&day| day < first || day > last) {
+            return self.builtin.invoke_with_args(args);
+        }
+        let mut last: Option<(i32, i32)> = None;
+        let values: Vec<i32> = dates
+            .values()
+            .iter()
+            .map(|&day| match last {
+                Some((seen, answer)) if seen == day => answer,
+                _ => {
+                    let answer = part.of(day);
+                    last = Some((day, answer));
+                    answer
+                }
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(Int32Array::new(
+            values.into(),
+            dates.nulls().cloned(),
+        ))))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.builtin.documentation()
+    }
+}
+
+/// The first and last day chrono's calendar holds, as day numbers.
+fn chrono_days() -> (i32, i32) {
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+    let days = |date: chrono::NaiveDate| date.signed_duration_since(epoch).num_days() as i32;
+    (days(chrono::NaiveDate::MIN), days(chrono::NaiveDate::MAX))
 }
 
 fn stable_key_udf() -> ScalarUDF {
@@ -435,5 +567,53 @@ mod tests {
         // One value by hand.
         let (_, one) = answer(&ours, "SELECT date_trunc('quarter', DATE '2024-08-31') AS t").await;
         assert!(one.contains("2024-07-01T00:00:00"), "{one}");
+    }
+
+    #[tokio::test]
+    async fn date_part_of_dates_answers_as_datafusion_does() {
+        let (ours, theirs) = sessions();
+        for part in [
+            "year", "quarter", "month", "day", "YEAR", "Month", "qtr", "days", "week", "doy", "dow", "epoch",
+        ] {
+            // (EXTRACT is planned with DataFusion's own function whatever the session holds.)
+            for sql in [
+                format!("SELECT date_part('{part}', day) AS p FROM dates"),
+                format!("SELECT datepart('{part}', DATE '2024-02-29') AS p"),
+            ] {
+                let expected = answer(&theirs, &sql).await;
+                assert_eq!(answer(&ours, &sql).await, expected, "{sql}");
+            }
+        }
+        // Values by hand, from a column (a constant goes to DataFusion's function): the last day
+        // of a leap year's third quarter, and a date before 1970.
+        for (sql, expected) in [
+            (
+                "SELECT date_part('quarter', d) AS p FROM (VALUES (DATE '2024-09-30')) AS t(d)",
+                "| 3 |",
+            ),
+            (
+                "SELECT date_part('day', d) AS p FROM (VALUES (DATE '1969-12-31')) AS t(d)",
+                "| 31 |",
+            ),
+            (
+                "SELECT date_part('year', d) AS p FROM (VALUES (DATE '1969-12-31')) AS t(d)",
+                "| 1969 |",
+            ),
+        ] {
+            let (data_type, shown) = answer(&ours, sql).await;
+            assert_eq!(data_type, DataType::Int32);
+            assert!(shown.contains(expected), "{sql}: {shown}");
+        }
+        // Days outside chrono's calendar are null, as in DataFusion's answer (a column that may
+        // hold nulls: DataFusion 55 declares the answer as nullable as its argument).
+        let sql = "SELECT date_part('year', CAST(CAST(d AS INT) AS DATE)) AS p FROM (VALUES (100000000), (0), (NULL)) AS t(d)";
+        assert_eq!(answer(&ours, sql).await, answer(&theirs, sql).await);
+        // A comparison with a year still becomes a range of dates.
+        let plan = answer(
+            &ours,
+            "EXPLAIN SELECT day FROM dates WHERE date_part('year', day) = 2024",
+        )
+        .await;
+        assert!(plan.1.contains("2025-01-01"), "{}", plan.1);
     }
 }

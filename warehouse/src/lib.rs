@@ -24,6 +24,7 @@ pub mod identity;
 pub mod layout;
 pub mod limits;
 pub mod partial_aggregate;
+pub mod planner_options;
 pub mod profile;
 pub mod query_log;
 pub mod refresh;

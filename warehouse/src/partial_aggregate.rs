@@ -8,7 +8,9 @@
 //! bytes of each distinct view once, and every other row is found by its view alone.
 //!
 //! [`PartialAggregation`] replaces a partial `AggregateExec` by [`PartialAggregateExec`] when its
-//! group columns are text views or fixed-width values (at most [`MAX_GROUP_COLUMNS`]) and every
+//! group columns are text views or fixed-width values (at most [`MAX_GROUP_COLUMNS`], one of them
+//! text: by numbers alone DataFusion's grouping, a hash table of the values themselves, measured
+//! faster, 206 ms against 250 ms of CPU for 80,000 customers in ten million order lines) and every
 //! aggregate has a groups accumulator (SUM, COUNT, MIN, MAX, AVG, ...) with no ordering. A row is
 //! first looked up by its words as the batch holds them (the view itself for text) in a small
 //! cache that lives for one batch; only on a miss are the words made ones that hold in every
@@ -16,6 +18,11 @@
 //! bytes; for longer text, its length and an id from a per-column interner) and looked up in the
 //! partition's map of groups. The accumulators are DataFusion's own, fed with the group indices,
 //! so the partial state it emits is exactly the one the final phase expects.
+//!
+//! It reads the rows a filter below passes, as DataFusion's does. Applying the predicate itself
+//! (grouping the passing rows only, handing the accumulators the passing values) measured no
+//! faster than the `FilterExec` copying the rows out: 2.46 s against 2.38 s of CPU for five runs
+//! of "return rate by category".
 //!
 //! Like DataFusion's, the partial phase gives back memory by emitting what it holds (the final
 //! phase merges partial states, however many there are): when the memory pool refuses more, and
@@ -27,9 +34,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringViewArray, UInt32Array};
 use datafusion::arrow::compute::{concat, take};
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, SchemaRef,
-    TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
-    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    DataType, Float32Type, Float64Type, Int8Type, Int16Type, SchemaRef, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -41,9 +46,12 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, InputOrderMode, PlanProperties};
 use futures::StreamExt;
+
+use crate::planner_options::PlannerOptions;
 
 /// Group columns a key holds: the analyst queries group by one to three; more go to DataFusion.
 pub const MAX_GROUP_COLUMNS: usize = 4;
@@ -65,7 +73,10 @@ const NULL_VALUE: u128 = 0;
 pub struct PartialAggregation;
 
 impl PhysicalOptimizerRule for PartialAggregation {
-    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        if !PlannerOptions::of(config).partial_aggregation {
+            return Ok(plan);
+        }
         plan.transform_up(|node| {
             let Some(aggregate) = node.downcast_ref::<AggregateExec>() else {
                 return Ok(Transformed::no(node));
@@ -133,6 +144,7 @@ pub struct PartialAggregateExec {
     groups: Arc<[GroupColumn]>,
     aggregates: Arc<[Arc<AggregateFunctionExpr>]>,
     filters: Arc<[Option<Arc<dyn PhysicalExpr>>]>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl PartialAggregateExec {
@@ -167,12 +179,16 @@ impl PartialAggregateExec {
                 kind,
             });
         }
+        if !groups.iter().any(|g| matches!(g.kind, KeyKind::Text)) {
+            return Ok(None);
+        }
         Ok(Some(Self {
             input: aggregate.input().clone(),
             groups: groups.into(),
             aggregates: aggregate.aggr_expr().to_vec().into(),
             filters: aggregate.filter_expr().to_vec().into(),
             aggregate: plan,
+            metrics: ExecutionPlanMetricsSet::new(),
         }))
     }
 }
@@ -214,6 +230,10 @@ impl ExecutionPlan for PartialAggregateExec {
         self.aggregate.apply_expressions(f)
     }
 
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
     #[allow(deprecated)]
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
         // Rebuild the replaced plan over the new input and replace it again.
@@ -248,6 +268,7 @@ impl ExecutionPlan for PartialAggregateExec {
             emit_every_batch: false,
             batch_size: context.session_config().batch_size(),
             reservation,
+            baseline: BaselineMetrics::new(&self.metrics, partition),
             input,
             done: false,
         };
@@ -344,8 +365,6 @@ fn value_words(array: &ArrayRef, words: &mut Vec<u128>) {
         }
         DataType::Int8 => fill(a, array.as_primitive::<Int8Type>().values(), |v| v as u64, words),
         DataType::Int16 => fill(a, array.as_primitive::<Int16Type>().values(), |v| v as u64, words),
-        DataType::Int32 => fill(a, array.as_primitive::<Int32Type>().values(), |v| v as u64, words),
-        DataType::Int64 => fill(a, array.as_primitive::<Int64Type>().values(), |v| v as u64, words),
         DataType::UInt8 => fill(a, array.as_primitive::<UInt8Type>().values(), u64::from, words),
         DataType::UInt16 => fill(a, array.as_primitive::<UInt16Type>().values(), u64::from, words),
         DataType::UInt32 => fill(a, array.as_primitive::<UInt32Type>().values(), u64::from, words),
@@ -357,32 +376,15 @@ fn value_words(array: &ArrayRef, words: &mut Vec<u128>) {
             words,
         ),
         DataType::Float64 => fill(a, array.as_primitive::<Float64Type>().values(), f64::to_bits, words),
-        DataType::Date32 => fill(a, array.as_primitive::<Date32Type>().values(), |v| v as u64, words),
-        DataType::Date64 => fill(a, array.as_primitive::<Date64Type>().values(), |v| v as u64, words),
-        DataType::Timestamp(TimeUnit::Second, _) => fill(
-            a,
-            array.as_primitive::<TimestampSecondType>().values(),
-            |v| v as u64,
-            words,
-        ),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => fill(
-            a,
-            array.as_primitive::<TimestampMillisecondType>().values(),
-            |v| v as u64,
-            words,
-        ),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => fill(
-            a,
-            array.as_primitive::<TimestampMicrosecondType>().values(),
-            |v| v as u64,
-            words,
-        ),
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => fill(
-            a,
-            array.as_primitive::<TimestampNanosecondType>().values(),
-            |v| v as u64,
-            words,
-        ),
+        // Days, and instants in any unit, are plain integers underneath: their bits are the word.
+        DataType::Int32 | DataType::Date32 => {
+            let data = array.to_data();
+            fill(a, &data.buffer::<i32>(0)[..array.len()], |v| v as u64, words)
+        }
+        DataType::Int64 | DataType::Date64 | DataType::Timestamp(_, _) => {
+            let data = array.to_data();
+            fill(a, &data.buffer::<i64>(0)[..array.len()], |v| v as u64, words)
+        }
         other => unreachable!("the rule admits no {other} group column"),
     }
 }
@@ -559,6 +561,7 @@ struct Aggregation {
     emit_every_batch: bool,
     batch_size: usize,
     reservation: MemoryReservation,
+    baseline: BaselineMetrics,
     input: SendableRecordBatchStream,
     done: bool,
 }
@@ -570,18 +573,27 @@ impl Aggregation {
         if self.done {
             return None;
         }
+        let elapsed = self.baseline.elapsed_compute().clone();
         while let Some(batch) = self.input.next().await {
+            let timer = elapsed.timer();
             let step = batch.and_then(|batch| self.aggregate(&batch));
             if let Err(e) = step {
                 self.done = true;
                 return Some(Err(e));
             }
             if self.group_count > 0 && (self.emit_every_batch || self.reservation.try_resize(self.size()).is_err()) {
-                return Some(self.emit());
+                let output = self.emit();
+                timer.done();
+                return Some(output);
             }
+            timer.done();
         }
         self.done = true;
-        Some(self.emit())
+        let timer = elapsed.timer();
+        let output = self.emit();
+        timer.done();
+        self.baseline.done();
+        Some(output)
     }
 
     fn aggregate(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -683,6 +695,7 @@ impl Aggregation {
             columns.extend(accumulator.state(EmitTo::All)?);
         }
         let all = RecordBatch::try_new(self.schema.clone(), columns)?;
+        self.baseline.record_output(all.num_rows());
         self.reset()?;
         let mut batches = Vec::with_capacity(all.num_rows().div_ceil(self.batch_size.max(1)));
         let mut offset = 0;
@@ -691,6 +704,7 @@ impl Aggregation {
             batches.push(all.slice(offset, length));
             offset += length;
         }
+        self.baseline.output_batches().add(batches.len());
         Ok(batches)
     }
 
@@ -730,6 +744,7 @@ mod tests {
     use datafusion::prelude::{SessionConfig, SessionContext};
 
     use super::PartialAggregation;
+    use crate::planner_options::PlannerOptions;
 
     const LONG_A: &str = "Garden and outdoor furniture";
     const LONG_B: &str = "Garden and outdoor lighting";
@@ -808,7 +823,8 @@ mod tests {
     }
 
     fn session(rule: bool) -> SessionContext {
-        let config = SessionConfig::new().with_target_partitions(3).with_batch_size(100);
+        let config =
+            PlannerOptions::default().install(SessionConfig::new().with_target_partitions(3).with_batch_size(100));
         let mut builder = SessionStateBuilder::new().with_config(config).with_default_features();
         if rule {
             builder = builder.with_physical_optimizer_rule(Arc::new(PartialAggregation));
@@ -825,7 +841,9 @@ mod tests {
         // More distinct groups than rows allow for: partial aggregation stops paying.
         let ids: Vec<RecordBatch> = (0..30)
             .map(|b| {
-                let keys: Int64Array = (b * 5_000..(b + 1) * 5_000).map(|k| k / 2).collect();
+                let keys: StringViewArray = (b * 5_000..(b + 1) * 5_000)
+                    .map(|k| Some(format!("order-line-{:010}", k / 2)))
+                    .collect();
                 RecordBatch::try_from_iter([("id", Arc::new(keys) as ArrayRef)]).unwrap()
             })
             .collect();
@@ -856,7 +874,7 @@ mod tests {
              FROM order_line GROUP BY category ORDER BY category",
             "SELECT region, category, returned, SUM(quantity) AS units, MAX(net_amount) AS largest \
              FROM order_line GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-            "SELECT weight, order_date, COUNT(*) AS lines FROM order_line GROUP BY 1, 2 ORDER BY 1, 2",
+            "SELECT weight, order_date, region, COUNT(*) AS lines FROM order_line GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
             "SELECT date_trunc('month', shipped_at) AS month, category, SUM(net_amount) AS revenue \
              FROM order_line GROUP BY 1, 2 ORDER BY 1, 2",
             "SELECT category, COUNT(*) FILTER (WHERE returned) AS returned_lines, \
@@ -894,7 +912,8 @@ mod tests {
         assert_eq!(counts, expected.join("\n"));
     }
 
-    /// What the rule leaves to DataFusion: DISTINCT, ordered aggregates, decimals as keys.
+    /// What the rule leaves to DataFusion: DISTINCT, ordered aggregates, decimals as keys, keys
+    /// with no text, and every grouping when the rule is turned off.
     #[tokio::test]
     async fn leaves_other_aggregations_alone() {
         let ctx = session(true);
@@ -902,11 +921,19 @@ mod tests {
             "SELECT category, COUNT(DISTINCT region), COUNT(DISTINCT quantity) FROM order_line GROUP BY 1",
             "SELECT category, array_agg(line ORDER BY line) FROM order_line GROUP BY 1",
             "SELECT net_amount, COUNT(*) FROM order_line GROUP BY 1",
+            // Numbers alone: DataFusion's grouping is faster there.
+            "SELECT quantity, order_date, COUNT(*) FROM order_line GROUP BY 1, 2",
         ] {
             assert!(
                 !physical_plan(&ctx, sql).await.contains("PartialAggregateExec"),
                 "{sql}"
             );
         }
+        let sql = "SELECT category, SUM(net_amount) AS revenue FROM order_line GROUP BY 1 ORDER BY 1";
+        let expected = answer(&ctx, sql).await;
+        assert!(physical_plan(&ctx, sql).await.contains("PartialAggregateExec"));
+        ctx.sql("SET tributary.partial_aggregation = false").await.unwrap();
+        assert!(!physical_plan(&ctx, sql).await.contains("PartialAggregateExec"));
+        assert_eq!(answer(&ctx, sql).await, expected);
     }
 }
