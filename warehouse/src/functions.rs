@@ -109,20 +109,61 @@ const NANOS_PER_DAY: i64 = 86_400_000_000_000;
 /// The truncated dates as nanosecond timestamps; `None` when one falls outside what a nanosecond
 /// timestamp holds (DataFusion's own function then answers, as it would have).
 fn truncate_dates(unit: DateUnit, dates: &Date32Array) -> Option<TimestampNanosecondArray> {
-    let mut last: Option<(i32, i64)> = None;
-    let mut values = Vec::with_capacity(dates.len());
-    for &day in dates.values() {
-        let nanos = match last {
-            Some((seen, nanos)) if seen == day => nanos,
+    let values = answer_per_day(dates, |day| unit.truncate(i64::from(day)).checked_mul(NANOS_PER_DAY))?;
+    Some(TimestampNanosecondArray::new(values.into(), dates.nulls().cloned()))
+}
+
+/// Each row's answer for its day; `None` when a day has no answer of ours, and the whole array
+/// then goes to DataFusion's function. A day's answer is worked out once: for every day from the
+/// batch's first to its last when there are no more of those than rows (a batch of orders in any
+/// order spans a few years; the answers must then hold for every day between two that have one,
+/// as they do for ranges of years and timestamps), else once for each run of one day (order lines
+/// come in date order). Null rows are left for the caller's nulls to hide.
+fn answer_per_day<T: Copy + Default>(dates: &Date32Array, mut answer: impl FnMut(i32) -> Option<T>) -> Option<Vec<T>> {
+    let days = dates.values();
+    let nulls = dates.nulls().filter(|n| n.null_count() > 0);
+    let range = match nulls {
+        None => days
+            .iter()
+            .min()
+            .zip(days.iter().max())
+            .map(|(&low, &high)| (low, high)),
+        Some(nulls) => nulls
+            .valid_indices()
+            .map(|row| days[row])
+            .fold(None, |range: Option<(i32, i32)>, day| {
+                Some(range.map_or((day, day), |(low, high)| (low.min(day), high.max(day))))
+            }),
+    };
+    let Some((low, high)) = range else {
+        return Some(vec![T::default(); days.len()]);
+    };
+    if (i64::from(high) - i64::from(low)) < days.len() as i64 {
+        let answers: Vec<T> = (low..=high).map(&mut answer).collect::<Option<_>>()?;
+        let of = |day: i32| answers[(day - low) as usize];
+        return Some(match nulls {
+            None => days.iter().map(|&day| of(day)).collect(),
+            Some(nulls) => days
+                .iter()
+                .zip(nulls.iter())
+                .map(|(&day, valid)| if valid { of(day) } else { T::default() })
+                .collect(),
+        });
+    }
+    let mut last: Option<(i32, T)> = None;
+    let mut values = Vec::with_capacity(days.len());
+    for &day in days {
+        let value = match last {
+            Some((seen, value)) if seen == day => value,
             _ => {
-                let nanos = unit.truncate(i64::from(day)).checked_mul(NANOS_PER_DAY)?;
-                last = Some((day, nanos));
-                nanos
+                let value = answer(day)?;
+                last = Some((day, value));
+                value
             }
         };
-        values.push(nanos);
+        values.push(value);
     }
-    Some(TimestampNanosecondArray::new(values.into(), dates.nulls().cloned()))
+    Some(values)
 }
 
 impl ScalarUDFImpl for DateTruncOfDates {
@@ -297,23 +338,10 @@ impl ScalarUDFImpl for DatePartOfDates {
             .expect("a Date32 value is a Date32Array");
         // DataFusion's answer is null for a day outside chrono's calendar (about 262,000 years
         // either side of year 0, reached only by casting integers to dates): leave those to it.
-        let (first, last) = chrono_days();
-        if dates.values().iter().any(|&day| day < first || day > last) {
+        let (earliest, latest) = chrono_days();
+        let Some(values) = answer_per_day(dates, |day| (earliest..=latest).contains(&day).then(|| part.of(day))) else {
             return self.builtin.invoke_with_args(args);
-        }
-        let mut last: Option<(i32, i32)> = None;
-        let values: Vec<i32> = dates
-            .values()
-            .iter()
-            .map(|&day| match last {
-                Some((seen, answer)) if seen == day => answer,
-                _ => {
-                    let answer = part.of(day);
-                    last = Some((day, answer));
-                    answer
-                }
-            })
-            .collect();
+        };
         Ok(ColumnarValue::Array(Arc::new(Int32Array::new(
             values.into(),
             dates.nulls().cloned(),
@@ -508,11 +536,19 @@ mod tests {
         days.extend((-3_000..3_000).rev().step_by(13).map(Some));
         let schema = Arc::new(Schema::new(vec![Field::new("day", DataType::Date32, true)]));
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Date32Array::from(days))]).unwrap();
+        // Fewer days from first to last than rows (each day's answer worked out once): three
+        // years around 2024-02-29 in no order, some null; and a batch of nulls alone.
+        let shuffled: Vec<Option<i32>> = (0..3_000)
+            .map(|i| (i % 37 != 5).then_some(19_000 + (i * 7_919) % 1_100))
+            .collect();
+        let shuffled = RecordBatch::try_new(schema.clone(), vec![Arc::new(Date32Array::from(shuffled))]).unwrap();
+        let nulls = RecordBatch::try_new(schema.clone(), vec![Arc::new(Date32Array::from(vec![None, None]))]).unwrap();
         let ours = SessionContext::new();
         super::register(&ours);
         let theirs = SessionContext::new();
         for ctx in [&ours, &theirs] {
-            let table = MemTable::try_new(schema.clone(), vec![vec![batch.clone()]]).unwrap();
+            let batches = vec![batch.clone(), shuffled.clone(), nulls.clone()];
+            let table = MemTable::try_new(schema.clone(), vec![batches]).unwrap();
             ctx.register_table("dates", Arc::new(table)).unwrap();
         }
         (ours, theirs)
@@ -608,6 +644,17 @@ mod tests {
         // hold nulls: DataFusion 55 declares the answer as nullable as its argument).
         let sql = "SELECT date_part('year', CAST(CAST(d AS INT) AS DATE)) AS p FROM (VALUES (100000000), (0), (NULL)) AS t(d)";
         assert_eq!(answer(&ours, sql).await, answer(&theirs, sql).await);
+        // The same at the calendar's end, in a batch spanning fewer days than rows (and a null
+        // again, for DataFusion's declared nullability).
+        let (_, latest) = super::chrono_days();
+        let sql = format!(
+            "SELECT date_part('month', CAST(CAST(d AS INT) AS DATE)) AS p FROM (VALUES ({}), ({latest}), ({}), (NULL)) AS t(d)",
+            latest - 1,
+            latest + 1
+        );
+        let shown = answer(&ours, &sql).await;
+        assert_eq!(shown, answer(&theirs, &sql).await);
+        assert!(shown.1.contains("| 12 |"), "{}", shown.1);
         // A comparison with a year still becomes a range of dates.
         let plan = answer(
             &ours,
