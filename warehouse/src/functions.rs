@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, Date32Array, Int32Array, Int64Array, StringArray, TimestampNanosecondArray};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::{cast, max, min};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
 use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
 use datafusion::logical_expr::{
@@ -122,20 +122,7 @@ fn truncate_dates(unit: DateUnit, dates: &Date32Array) -> Option<TimestampNanose
 fn answer_per_day<T: Copy + Default>(dates: &Date32Array, mut answer: impl FnMut(i32) -> Option<T>) -> Option<Vec<T>> {
     let days = dates.values();
     let nulls = dates.nulls().filter(|n| n.null_count() > 0);
-    let range = match nulls {
-        None => days
-            .iter()
-            .min()
-            .zip(days.iter().max())
-            .map(|(&low, &high)| (low, high)),
-        Some(nulls) => nulls
-            .valid_indices()
-            .map(|row| days[row])
-            .fold(None, |range: Option<(i32, i32)>, day| {
-                Some(range.map_or((day, day), |(low, high)| (low.min(day), high.max(day))))
-            }),
-    };
-    let Some((low, high)) = range else {
+    let (Some(low), Some(high)) = (min(dates), max(dates)) else {
         return Some(vec![T::default(); days.len()]);
     };
     if (i64::from(high) - i64::from(low)) < days.len() as i64 {

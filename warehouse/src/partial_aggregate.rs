@@ -40,7 +40,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringViewArray, UInt32Array};
-use datafusion::arrow::compute::{concat, take};
+use datafusion::arrow::compute::{cast, concat, max, min, take};
 use datafusion::arrow::datatypes::{
     DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int64Type, SchemaRef, UInt8Type, UInt16Type, UInt32Type,
     UInt64Type,
@@ -591,41 +591,6 @@ fn dense_values(data_type: &DataType) -> bool {
     )
 }
 
-/// A batch's values of a [`dense_values`] column as 64-bit integers (a null's slot holds some
-/// value, to be skipped).
-fn dense_integers(array: &ArrayRef) -> std::borrow::Cow<'_, [i64]> {
-    use std::borrow::Cow;
-    match array.data_type() {
-        DataType::Int64 => Cow::Borrowed(array.as_primitive::<Int64Type>().values()),
-        DataType::Int32 | DataType::Date32 => {
-            let data = array.to_data();
-            Cow::Owned(
-                data.buffer::<i32>(0)[..array.len()]
-                    .iter()
-                    .map(|&v| i64::from(v))
-                    .collect(),
-            )
-        }
-        DataType::Int16 => Cow::Owned(
-            array
-                .as_primitive::<Int16Type>()
-                .values()
-                .iter()
-                .map(|&v| i64::from(v))
-                .collect(),
-        ),
-        DataType::Int8 => Cow::Owned(
-            array
-                .as_primitive::<Int8Type>()
-                .values()
-                .iter()
-                .map(|&v| i64::from(v))
-                .collect(),
-        ),
-        other => unreachable!("the rule keys no {other} column by slot"),
-    }
-}
-
 /// Slots a dense key may always use (four megabytes: the customers of a large company), and per
 /// group or row beyond that (slots of four bytes, where DataFusion's table holds some 24 per group).
 const DENSE_MIN_SLOTS: i128 = 1 << 20;
@@ -652,18 +617,14 @@ struct DenseKeys {
 impl DenseKeys {
     /// Groups a batch's values; false, grouping nothing, when their range needs more slots than
     /// the groups warrant.
-    fn group(&mut self, array: &ArrayRef, out: &mut Grouped) -> bool {
-        let values = dense_integers(array);
-        let nulls = array.nulls().filter(|n| n.null_count() > 0);
+    fn group(&mut self, array: &ArrayRef, out: &mut Grouped) -> Result<bool> {
+        // Every [`dense_values`] type widens to 64 bits (an Int64 column as it is).
+        let integers = cast(array, &DataType::Int64)?;
+        let integers = integers.as_primitive::<Int64Type>();
+        let values = integers.values();
+        let nulls = integers.nulls().filter(|n| n.null_count() > 0);
         let valid = |row: usize| nulls.is_none_or(|n| n.is_valid(row));
-        let range = values
-            .iter()
-            .enumerate()
-            .filter(|&(row, _)| valid(row))
-            .fold(None, |range: Option<(i64, i64)>, (_, &v)| {
-                Some(range.map_or((v, v), |(low, high)| (low.min(v), high.max(v))))
-            });
-        if let Some((low, high)) = range {
+        if let (Some(low), Some(high)) = (min(integers), max(integers)) {
             let (low, high) = if self.slots.is_empty() {
                 (low, high)
             } else {
@@ -672,7 +633,7 @@ impl DenseKeys {
             let span = i128::from(high) - i128::from(low) + 1;
             let warranted = DENSE_MIN_SLOTS.max(DENSE_SLOTS_PER_GROUP * (out.groups + values.len()) as i128);
             if span > warranted {
-                return false;
+                return Ok(false);
             }
             if self.slots.is_empty() {
                 self.base = low;
@@ -704,7 +665,7 @@ impl DenseKeys {
             };
             out.indices.push(group);
         }
-        true
+        Ok(true)
     }
 
     fn size(&self) -> usize {
@@ -838,7 +799,7 @@ impl Aggregation {
             ..Grouped::default()
         };
         if let KeyMap::Dense(dense) = &mut self.keys {
-            if !dense.group(&arrays[0], &mut grouped) {
+            if !dense.group(&arrays[0], &mut grouped)? {
                 return Ok(false);
             }
         } else {
