@@ -21,6 +21,7 @@ use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::hash_map::Entry;
 use datafusion::common::{DFSchema, HashMap, HashSet};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
@@ -286,7 +287,7 @@ pub async fn ingest(
         .map(|(target, batches)| KeyTexts::of_batches(batches, &target.key))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| expression_error(pipeline, "*", input, e))?;
-    let rejected = check_references(
+    let mut rejected = check_references(
         store,
         targets,
         &finals,
@@ -294,21 +295,20 @@ pub async fn ingest(
         &mut quarantined,
     )
     .await?;
-    let rejected = check_primary_key_conflicts(
-        targets,
-        &finals,
-        &keys,
-        &raw_lookup(&raw_batches, &columns),
-        rejected,
-        &mut quarantined,
-    );
 
     // Per target: drop the rejected rows and the rows already stored with the same values, and
-    // split the rest into inserts and updates.
+    // split the rest into inserts and updates. The first target's pass also rejects a key repeated
+    // with other values, before the other targets drop the rejected rows.
+    let raw = raw_lookup(&raw_batches, &columns);
     let mut writes = Vec::with_capacity(targets.len());
     for (t, target) in targets.iter().enumerate() {
         let stored = stored_keys(store, target).await?;
-        let (batches, counts) = dedup(&finals[t], &keys[t], &rejected, stored.as_ref());
+        let conflicts = (t == 0).then_some(KeyConflicts {
+            key: target.key.join(","),
+            raw: &raw,
+            quarantined: &mut quarantined,
+        });
+        let (batches, counts) = dedup(&finals[t], &keys[t], &mut rejected, stored.as_ref(), conflicts);
         report.targets[t].inserted = counts.inserted;
         report.targets[t].updated = counts.updated;
         report.targets[t].unchanged = counts.unchanged;
@@ -1178,48 +1178,6 @@ async fn check_references(
     Ok(rejected)
 }
 
-/// Two rows of one input with the same key of the first target but different values: the first is
-/// kept, the later ones are quarantined (which one is right cannot be told from the data).
-fn check_primary_key_conflicts(
-    targets: &[ResolvedTarget],
-    finals: &[Vec<RecordBatch>],
-    keys: &[KeyTexts],
-    raw: &RawLookup<'_>,
-    mut rejected: HashSet<u64>,
-    quarantined: &mut Vec<Quarantined>,
-) -> HashSet<u64> {
-    let (Some(target), Some(batches), Some(keys)) = (targets.first(), finals.first(), keys.first()) else {
-        return rejected;
-    };
-    let mut first: HashMap<&[u8], (i64, u64)> = HashMap::with_capacity_and_hasher(keys.len(), Default::default());
-    for (i, (row, hash)) in rows_and_hashes(batches).enumerate() {
-        if !rejected.is_empty() && rejected.contains(&row) {
-            continue;
-        }
-        let key = keys.get(i);
-        match first.get(key) {
-            None => {
-                first.insert(key, (hash, row));
-            }
-            Some(&(first_hash, first_row)) if first_hash != hash => {
-                rejected.insert(row);
-                quarantined.push(Quarantined {
-                    row,
-                    raw: raw.text(row),
-                    field: Some(target.key.join(",")),
-                    reason: format!(
-                        "duplicate key {} = `{}` with other values than row {first_row}",
-                        target.key.join(","),
-                        keys.display(i)
-                    ),
-                });
-            }
-            Some(_) => {}
-        }
-    }
-    rejected
-}
-
 /// Each row's number and row hash, across `batches` in order.
 fn rows_and_hashes(batches: &[RecordBatch]) -> impl Iterator<Item = (u64, i64)> + '_ {
     batches.iter().flat_map(|batch| {
@@ -1274,21 +1232,36 @@ struct Counts {
     unchanged: u64,
 }
 
+/// Where [`dedup`] sends a key repeated with other values: two rows of one input with the same
+/// key of the first target but different values keep the first, and quarantine the later ones
+/// (which one is right cannot be told from the data).
+struct KeyConflicts<'q> {
+    /// The key's columns, as the quarantine names the field.
+    key: String,
+    raw: &'q RawLookup<'q>,
+    quarantined: &'q mut Vec<Quarantined>,
+}
+
 /// Drop the rejected rows, and the rows whose key is stored with the same values or repeats
 /// earlier in the input. Returns the rows to write and the counts of inserts, updates and
-/// unchanged rows (rejected rows are in none of them).
+/// unchanged rows (rejected rows are in none of them). With `conflicts`, a key repeated with other
+/// values than its first row is rejected too (added to `rejected`, for the other targets); without,
+/// the repeat counts as unchanged. One pass with one table of keys does both: the input's keys are
+/// its largest index, and building it twice was a fifth of a large file's checks.
 fn dedup(
     batches: &[RecordBatch],
     keys: &KeyTexts,
-    rejected: &HashSet<u64>,
+    rejected: &mut HashSet<u64>,
     stored: Option<&StoredKeys>,
+    mut conflicts: Option<KeyConflicts<'_>>,
 ) -> (Vec<RecordBatch>, Counts) {
     let mut existing: HashMap<&[u8], i64> = HashMap::default();
     if let Some(stored) = stored {
         existing.reserve(stored.keys.len());
         existing.extend(stored.keys.iter().zip(stored.hashes.iter().copied()));
     }
-    let mut seen: HashSet<&[u8]> = HashSet::with_capacity_and_hasher(keys.len(), Default::default());
+    // Each key's first row in the input and its row hash.
+    let mut first: HashMap<&[u8], (i64, u64)> = HashMap::with_capacity_and_hasher(keys.len(), Default::default());
     let mut counts = Counts::default();
     let mut keep = Vec::with_capacity(keys.len());
     for (i, (row, hash)) in rows_and_hashes(batches).enumerate() {
@@ -1297,19 +1270,41 @@ fn dedup(
             continue;
         }
         let key = keys.get(i);
-        let new_in_input = seen.insert(key);
-        let decision = match (new_in_input, existing.get(key)) {
-            (false, _) => None,
-            (true, Some(h)) if *h == hash => None,
-            (true, Some(_)) => Some(true),
-            (true, None) => Some(false),
+        let decision = match first.entry(key) {
+            Entry::Vacant(entry) => {
+                entry.insert((hash, row));
+                match existing.get(key) {
+                    Some(h) if *h == hash => Decision::Unchanged,
+                    Some(_) => Decision::Update,
+                    None => Decision::Insert,
+                }
+            }
+            Entry::Occupied(entry) => match &mut conflicts {
+                Some(conflicts) if entry.get().0 != hash => {
+                    let first_row = entry.get().1;
+                    rejected.insert(row);
+                    conflicts.quarantined.push(Quarantined {
+                        row,
+                        raw: conflicts.raw.text(row),
+                        field: Some(conflicts.key.clone()),
+                        reason: format!(
+                            "duplicate key {} = `{}` with other values than row {first_row}",
+                            conflicts.key,
+                            keys.display(i)
+                        ),
+                    });
+                    Decision::Rejected
+                }
+                _ => Decision::Unchanged,
+            },
         };
         match decision {
-            None => counts.unchanged += 1,
-            Some(true) => counts.updated += 1,
-            Some(false) => counts.inserted += 1,
+            Decision::Unchanged => counts.unchanged += 1,
+            Decision::Update => counts.updated += 1,
+            Decision::Insert => counts.inserted += 1,
+            Decision::Rejected => {}
         }
-        keep.push(decision.is_some());
+        keep.push(matches!(decision, Decision::Update | Decision::Insert));
     }
     let mut kept = Vec::with_capacity(batches.len());
     let mut offset = 0;
@@ -1324,6 +1319,14 @@ fn dedup(
         }
     }
     (kept, counts)
+}
+
+/// What [`dedup`] does with one row.
+enum Decision {
+    Insert,
+    Update,
+    Unchanged,
+    Rejected,
 }
 
 fn quarantine_batch(pipeline: &str, lineage: &Lineage, rows: &[Quarantined]) -> RecordBatch {

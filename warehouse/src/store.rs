@@ -12,8 +12,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::row::{Row, RowConverter, SortField};
 use datafusion::error::DataFusionError;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::schema::types::ColumnPath;
 use datafusion::prelude::SessionContext;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
@@ -66,6 +71,45 @@ pub enum AsOf {
 /// Rows handed to the Parquet encoder at a time. delta-rs slices every batch into 1,024-row pieces
 /// by default, and each piece pays the encoder's per-call work again; row groups stay as large.
 const WRITE_BATCH_ROWS: usize = 65_536;
+
+/// Rows at the start of a write looked at to choose each column's encoding.
+const ENCODING_SAMPLE_ROWS: usize = 8_192;
+
+/// Parquet settings for appending `batches`: delta-rs's (Snappy, dictionary encoding), except that a
+/// column whose values barely repeat in the first rows (row numbers, row hashes, amounts) is written
+/// without a dictionary. The encoder interns every value of a dictionary column, a hash-table probe
+/// that buys nothing when nearly every value is new; an unpartitioned file falls back to plain
+/// encoding after a megabyte of dictionary anyway, but a month's file of a partitioned table never
+/// gets there and keeps the whole useless dictionary.
+fn writer_properties(batches: &[RecordBatch]) -> WriterProperties {
+    let mut properties = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    let Some(first) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return properties.build();
+    };
+    let sample = first.slice(0, first.num_rows().min(ENCODING_SAMPLE_ROWS));
+    // Too few rows to tell a key from a code list; the dictionary costs little on a small write.
+    if sample.num_rows() < 1_024 {
+        return properties.build();
+    }
+    for (field, column) in sample.schema().fields().iter().zip(sample.columns()) {
+        if field.data_type().is_nested() {
+            continue;
+        }
+        if distinct_values(column).is_some_and(|distinct| distinct * 2 > sample.num_rows()) {
+            properties = properties.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+        }
+    }
+    properties.build()
+}
+
+/// How many distinct values (null counted as one) `column` holds, by Arrow's row format, which
+/// compares any flat type byte for byte; `None` for a type it cannot encode.
+fn distinct_values(column: &ArrayRef) -> Option<usize> {
+    let converter = RowConverter::new(vec![SortField::new(column.data_type().clone())]).ok()?;
+    let rows = converter.convert_columns(std::slice::from_ref(column)).ok()?;
+    let distinct: datafusion::common::HashSet<Row<'_>> = rows.iter().collect();
+    Some(distinct.len())
+}
 
 /// One write: the rows, how the table is partitioned, and the exactly-once marker.
 #[derive(Debug, Clone)]
@@ -256,9 +300,11 @@ impl Store {
         let properties = CommitProperties::default()
             .with_metadata(append.metadata)
             .with_application_transaction(Transaction::new(append.marker, 0));
+        let parquet_properties = writer_properties(&append.batches);
         let written = table
             .write(append.batches)
             .with_write_batch_size(WRITE_BATCH_ROWS)
+            .with_writer_properties(parquet_properties)
             .with_save_mode(SaveMode::Append)
             .with_schema_mode(SchemaMode::Merge)
             .with_partition_columns(append.partition_by.iter().map(|c| c.to_string()))
@@ -704,5 +750,42 @@ mod tests {
         assert_eq!(ids(&store, AsOf::Latest).await, [1, 2, 3, 4]);
         assert!(store.vacuum(Layer::Staging, "t", 0).await.unwrap() >= 2);
         assert_eq!(ids(&store, AsOf::Latest).await, [1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn columns_whose_values_barely_repeat_are_written_without_a_dictionary() {
+        use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(DataDir::new(dir.path()));
+        // Ten thousand rows: `id` unique, `name` one of three values.
+        let written: Vec<i64> = (0..10_000).collect();
+        let names: Vec<&str> = written
+            .iter()
+            .map(|i| ["north", "south", "west"][*i as usize % 3])
+            .collect();
+        store
+            .append(Layer::Staging, "t", append(batch(&written, &names), "m1"))
+            .await
+            .unwrap();
+        let files = store.files(Layer::Staging, "t").await.unwrap();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let path = url::Url::parse(&files[0])
+            .ok()
+            .and_then(|u| u.to_file_path().ok())
+            .unwrap_or_else(|| PathBuf::from(&files[0]));
+        let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let row_group = reader.metadata().row_group(0);
+        let has_dictionary = |name: &str| {
+            row_group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == name)
+                .unwrap_or_else(|| panic!("column {name}"))
+                .dictionary_page_offset()
+                .is_some()
+        };
+        assert!(!has_dictionary("id"), "a unique id is written plain");
+        assert!(has_dictionary("name"), "three names are written with a dictionary");
+        assert_eq!(ids(&store, AsOf::Latest).await, written);
     }
 }
