@@ -10,7 +10,8 @@
 //! Accounting: rows read = rows stored + rows quarantined + duplicates skipped. A row is checked
 //! against every target of its pipeline and stored in all of them or in none.
 
-use std::sync::Arc;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, mpsc};
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{
@@ -21,9 +22,9 @@ use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::hash_map::Entry;
-use datafusion::common::{DFSchema, HashMap, HashSet};
+use datafusion::common::{DFSchema, HashSet};
 use datafusion::prelude::SessionContext;
+use hashbrown::{HashTable, hash_table};
 use serde::Serialize;
 use tributary_warehouse::layout::Layer;
 use tributary_warehouse::store::{Append, Store, StoreError};
@@ -34,8 +35,11 @@ use crate::fingerprint::{ColumnText, KeyTexts, row_hashes};
 use crate::pipeline::{Pipeline, ResolvedColumn, ResolvedTarget};
 use crate::source::file::{RecordBuf, RecordChunk, RecordReader, SourceError};
 
-/// Records per chunk: read and split into text columns on one thread, converted on another.
+/// Records per chunk: read and split into text columns on one thread, converted on another (one
+/// of several, a chunk each at a time).
 const CHUNK_ROWS: usize = 65_536;
+/// At most this many threads convert chunks; more would wait on the one reading thread.
+const MAX_CONVERTERS: usize = 4;
 
 /// The quarantine table, in `system`.
 pub const QUARANTINE_TABLE: &str = "quarantine";
@@ -221,52 +225,71 @@ pub async fn ingest(
         batch_id: batch_id.clone(),
         ingested_at: started,
     };
-    let mut conformer = Conformer::new(pipeline, targets, &columns);
     let mut quarantined: Vec<Quarantined> = Vec::new();
     let mut raw_batches = Vec::new();
     let mut target_batches: Vec<Vec<RecordBatch>> = vec![Vec::new(); targets.len()];
-    // One thread splits the input into records while this one converts them: on two cores the
-    // two halves of the work overlap instead of taking turns.
+    // One thread splits the input into records; converters (one per core) type and check them,
+    // a chunk at a time; this thread puts their chunks back in the input's order, which the key
+    // checks below rely on (the first row of a key is the one kept).
+    let converters = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_CONVERTERS);
+    // The chunks' receiving end, shared by the converters; taken away when they stop early.
+    let chunks = Mutex::new(None);
     std::thread::scope(|scope| {
-        let (send, receive) = std::sync::mpsc::sync_channel::<Result<RecordChunk, SourceError>>(2);
+        let (send_chunk, receive_chunk) = mpsc::sync_channel::<(usize, Result<RecordChunk, SourceError>)>(converters);
+        *chunks.lock().expect("no converter panicked") = Some(receive_chunk);
         scope.spawn(move || {
             let mut buf = RecordBuf::default();
-            loop {
+            for index in 0.. {
                 let chunk = reader.next_chunk(&mut buf, CHUNK_ROWS);
                 let last = !matches!(&chunk, Ok(c) if !c.is_empty());
-                // A closed channel means the converter stopped on an error of its own.
-                if send.send(chunk).is_err() || last {
+                // A closed channel means the converters stopped.
+                if send_chunk.send((index, chunk)).is_err() || last {
                     break;
                 }
             }
         });
-        for chunk in receive {
-            let chunk = chunk?;
-            report.rows_read += (chunk.rows.len() + chunk.malformed.len()) as u64;
-            quarantined.extend(chunk.malformed.into_iter().map(|m| Quarantined {
-                row: m.row,
-                raw: m.raw,
-                field: m.field,
-                reason: m.reason,
-            }));
-            let texts: Vec<&StringArray> = chunk.fields.iter().map(|f| f.as_string::<i32>()).collect();
-            let mut fields = Vec::with_capacity(texts.len());
-            for (i, row) in chunk.rows.iter().enumerate() {
-                fields.clear();
-                fields.extend(texts.iter().map(|t| t.value(i)));
-                if let Err(q) = conformer.push(i as u32, *row, &fields) {
-                    quarantined.push(q);
+        let (send_converted, receive_converted) = mpsc::channel::<(usize, Result<ConvertedChunk, IngestError>)>();
+        for _ in 0..converters {
+            let send_converted = send_converted.clone();
+            let (chunks, lineage, columns) = (&chunks, &lineage, &columns);
+            scope.spawn(move || {
+                let mut conformer = Conformer::new(pipeline, targets, columns);
+                loop {
+                    let next = match chunks.lock().expect("no converter panicked").as_ref() {
+                        Some(receive) => receive.recv(),
+                        None => break,
+                    };
+                    let Ok((index, chunk)) = next else { break };
+                    let converted = chunk
+                        .map_err(IngestError::from)
+                        .and_then(|chunk| conformer.convert(lineage, chunk));
+                    if send_converted.send((index, converted)).is_err() {
+                        // Nobody takes chunks any more: dropping their receiving end stops the
+                        // reader, which may be waiting to send one.
+                        chunks.lock().expect("no converter panicked").take();
+                        break;
+                    }
                 }
+            });
+        }
+        drop(send_converted);
+        let mut early = std::collections::BTreeMap::new();
+        let mut next = 0;
+        for (index, converted) in receive_converted {
+            early.insert(index, converted);
+            while let Some(converted) = early.remove(&next) {
+                next += 1;
+                let converted = converted?;
+                report.rows_read += converted.rows_read;
+                quarantined.extend(converted.quarantined);
+                raw_batches.extend(converted.raw);
+                for (all, more) in target_batches.iter_mut().zip(converted.targets) {
+                    all.extend(more);
+                }
+                progress(report.rows_read);
             }
-            conformer.finish_chunk(
-                &lineage,
-                chunk.fields,
-                &chunk.rows,
-                &mut raw_batches,
-                &mut target_batches,
-                &mut quarantined,
-            )?;
-            progress(report.rows_read);
         }
         Ok::<(), IngestError>(())
     })?;
@@ -277,50 +300,6 @@ pub async fn ingest(
             .map_err(|e| expression_error(pipeline, "raw_types", input, e))?;
     }
 
-    // Checks that need the whole input (references, keys) drop rows from every target at once.
-    // The chunks stay as they were converted: one table of the whole input would be a copy of
-    // every value, the lineage texts included.
-    let finals = target_batches;
-    let keys = targets
-        .iter()
-        .zip(&finals)
-        .map(|(target, batches)| KeyTexts::of_batches(batches, &target.key))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| expression_error(pipeline, "*", input, e))?;
-    let mut rejected = check_references(
-        store,
-        targets,
-        &finals,
-        &raw_lookup(&raw_batches, &columns),
-        &mut quarantined,
-    )
-    .await?;
-
-    // Per target: drop the rejected rows and the rows already stored with the same values, and
-    // split the rest into inserts and updates. The first target's pass also rejects a key repeated
-    // with other values, before the other targets drop the rejected rows.
-    let raw = raw_lookup(&raw_batches, &columns);
-    let mut writes = Vec::with_capacity(targets.len());
-    for (t, target) in targets.iter().enumerate() {
-        let stored = stored_keys(store, target).await?;
-        let conflicts = (t == 0).then_some(KeyConflicts {
-            key: target.key.join(","),
-            raw: &raw,
-            quarantined: &mut quarantined,
-        });
-        let (batches, counts) = dedup(&finals[t], &keys[t], &mut rejected, stored.as_ref(), conflicts);
-        report.targets[t].inserted = counts.inserted;
-        report.targets[t].updated = counts.updated;
-        report.targets[t].unchanged = counts.unchanged;
-        if t == 0 {
-            report.rows_duplicate = counts.unchanged;
-        }
-        writes.push((batches, counts.updated > 0));
-    }
-    report.rows_quarantined = quarantined.len() as u64;
-    report.rows_stored = report.rows_read - report.rows_quarantined - report.rows_duplicate;
-
-    // Commit: raw, each staging table, quarantine, then the log entry that closes the batch.
     let metadata = |table: &str| {
         let mut m = serde_json::Map::new();
         m.insert("tributary.batch_id".into(), batch_id.clone().into());
@@ -331,9 +310,11 @@ pub async fn ingest(
         m
     };
     let batch_marker = marker(&batch_id);
-    // Raw and the staging tables are independent commits (each skipped on a re-run once it holds
-    // the batch's marker), so they are encoded and written side by side, one core each; only the
-    // log entry that closes the batch must come after both.
+    // Commit: raw, each staging table, quarantine, then the log entry that closes the batch. Raw
+    // holds every record as received, whatever the checks decide, and each table's commit is
+    // skipped on a re-run once it holds the batch's marker: so raw is encoded and written on a
+    // thread of its own (a blocking one: a task spawned here could wait in this worker's queue
+    // while the checks keep the worker busy) as the checks and the staging writes run here.
     let raw_write = {
         let (store, table, marker, metadata) = (
             store.clone(),
@@ -341,17 +322,63 @@ pub async fn ingest(
             batch_marker.clone(),
             metadata(pipeline.raw_table()),
         );
-        tokio::spawn(async move {
+        let batches = raw_batches.clone();
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
             let append = Append {
-                batches: raw_batches,
+                batches,
                 partition_by: &[],
                 marker: &marker,
                 metadata,
             };
-            store.append(Layer::Raw, &table, append).await
+            runtime.block_on(store.append(Layer::Raw, &table, append))
         })
     };
-    let staging_writes = async {
+    // Checks and staging writes, as one step whose failure still waits for the raw write.
+    let staged = async {
+        // Checks that need the whole input (references, keys) drop rows from every target at once.
+        // The chunks stay as they were converted: one table of the whole input would be a copy of
+        // every value, the lineage texts included.
+        let finals = target_batches;
+        let keys = targets
+            .iter()
+            .zip(&finals)
+            .map(|(target, batches)| KeyTexts::of_batches(batches, &target.key))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| expression_error(pipeline, "*", input, e))?;
+        let mut rejected = check_references(
+            store,
+            targets,
+            &finals,
+            &raw_lookup(&raw_batches, &columns),
+            &mut quarantined,
+        )
+        .await?;
+
+        // Per target: drop the rejected rows and the rows already stored with the same values, and
+        // split the rest into inserts and updates. The first target's pass also rejects a key repeated
+        // with other values, before the other targets drop the rejected rows.
+        let raw = raw_lookup(&raw_batches, &columns);
+        let mut writes = Vec::with_capacity(targets.len());
+        for (t, target) in targets.iter().enumerate() {
+            let stored = stored_keys(store, target).await?;
+            let conflicts = (t == 0).then_some(KeyConflicts {
+                key: target.key.join(","),
+                raw: &raw,
+                quarantined: &mut quarantined,
+            });
+            let (batches, counts) = dedup(&finals[t], &keys[t], &mut rejected, stored.as_ref(), conflicts);
+            report.targets[t].inserted = counts.inserted;
+            report.targets[t].updated = counts.updated;
+            report.targets[t].unchanged = counts.unchanged;
+            if t == 0 {
+                report.rows_duplicate = counts.unchanged;
+            }
+            writes.push((batches, counts.updated > 0));
+        }
+        report.rows_quarantined = quarantined.len() as u64;
+        report.rows_stored = report.rows_read - report.rows_quarantined - report.rows_duplicate;
+
         for ((batches, has_updates), target) in writes.into_iter().zip(targets) {
             let partition: Vec<&str> = if target.entity.month_of.is_some() {
                 vec!["_month"]
@@ -371,12 +398,15 @@ pub async fn ingest(
                 store.append(Layer::Staging, target.entity.name, append).await?;
             }
         }
-        Ok::<(), StoreError>(())
-    };
-    let (raw_written, staging_written) = tokio::join!(raw_write, staging_writes);
-    staging_written?;
-    // A panic in the raw write is the caller's panic, as it would have been without the task.
-    raw_written.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        Ok::<(), IngestError>(())
+    }
+    .await;
+    // The raw write is waited for even when the staging failed: it must not outlive the batch.
+    let raw_written = raw_write
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    staged?;
+    raw_written?;
     if !quarantined.is_empty() {
         quarantined.sort_by_key(|q| q.row);
         store
@@ -551,6 +581,17 @@ enum Cell {
     Constant,
 }
 
+/// One chunk of records, converted.
+struct ConvertedChunk {
+    /// Records read (malformed ones included).
+    rows_read: u64,
+    quarantined: Vec<Quarantined>,
+    /// The chunk's raw batch (none for an empty chunk).
+    raw: Vec<RecordBatch>,
+    /// Per target, its batch of the records accepted.
+    targets: Vec<Vec<RecordBatch>>,
+}
+
 /// Converts records to typed target rows, chunk by chunk.
 struct Conformer<'a> {
     pipeline: &'a Pipeline,
@@ -606,6 +647,44 @@ impl<'a> Conformer<'a> {
             lineage_constants: Vec::new(),
             ctx: SessionContext::new(),
         }
+    }
+
+    /// Convert one chunk of records: its raw batch, each target's batch of the records accepted,
+    /// and the records quarantined.
+    fn convert(&mut self, lineage: &Lineage, chunk: RecordChunk) -> Result<ConvertedChunk, IngestError> {
+        let mut converted = ConvertedChunk {
+            rows_read: (chunk.rows.len() + chunk.malformed.len()) as u64,
+            quarantined: chunk
+                .malformed
+                .into_iter()
+                .map(|m| Quarantined {
+                    row: m.row,
+                    raw: m.raw,
+                    field: m.field,
+                    reason: m.reason,
+                })
+                .collect(),
+            raw: Vec::new(),
+            targets: vec![Vec::new(); self.targets.len()],
+        };
+        let texts: Vec<&StringArray> = chunk.fields.iter().map(|f| f.as_string::<i32>()).collect();
+        let mut fields = Vec::with_capacity(texts.len());
+        for (i, row) in chunk.rows.iter().enumerate() {
+            fields.clear();
+            fields.extend(texts.iter().map(|t| t.value(i)));
+            if let Err(q) = self.push(i as u32, *row, &fields) {
+                converted.quarantined.push(q);
+            }
+        }
+        self.finish_chunk(
+            lineage,
+            chunk.fields,
+            &chunk.rows,
+            &mut converted.raw,
+            &mut converted.targets,
+            &mut converted.quarantined,
+        )?;
+        Ok(converted)
     }
 
     /// Take record `at` of the chunk: into every target, or into quarantine.
@@ -1189,6 +1268,38 @@ fn rows_and_hashes(batches: &[RecordBatch]) -> impl Iterator<Item = (u64, i64)> 
     })
 }
 
+/// Row number and row hash of a row of several batches, by its index among all their rows.
+struct RowsAndHashes<'b> {
+    batches: &'b [RecordBatch],
+    /// The index of each batch's first row.
+    starts: Vec<usize>,
+}
+
+impl<'b> RowsAndHashes<'b> {
+    fn of(batches: &'b [RecordBatch]) -> Self {
+        let starts = batches
+            .iter()
+            .scan(0, |start, batch| {
+                let this = *start;
+                *start += batch.num_rows();
+                Some(this)
+            })
+            .collect();
+        Self { batches, starts }
+    }
+
+    fn at(&self, i: usize) -> (u64, i64) {
+        let b = self.starts.partition_point(|start| *start <= i) - 1;
+        let (batch, offset) = (&self.batches[b], i - self.starts[b]);
+        (row_numbers(batch).value(offset) as u64, hashes_of(batch).value(offset))
+    }
+}
+
+/// A row's index as the key tables hold it; [`KeyTexts`] refuses more keys than fit.
+fn key_index(i: usize) -> u32 {
+    u32::try_from(i).expect("KeyTexts holds at most u32::MAX keys")
+}
+
 /// What a staging table holds: each row's key and its row hash.
 struct StoredKeys {
     keys: KeyTexts,
@@ -1255,13 +1366,30 @@ fn dedup(
     stored: Option<&StoredKeys>,
     mut conflicts: Option<KeyConflicts<'_>>,
 ) -> (Vec<RecordBatch>, Counts) {
-    let mut existing: HashMap<&[u8], i64> = HashMap::default();
+    // Both tables hold row indices (4 bytes) rather than keys: a table of millions of keys is
+    // larger than the caches, and each insert touches it at random. A key's hash is worked out
+    // once and serves both.
+    let hasher = hashbrown::DefaultHashBuilder::default();
+    let hash_key = |key: &[u8]| hasher.hash_one(key);
+    let mut existing: HashTable<u32> = HashTable::new();
     if let Some(stored) = stored {
-        existing.reserve(stored.keys.len());
-        existing.extend(stored.keys.iter().zip(stored.hashes.iter().copied()));
+        let rehash = |j: &u32| hash_key(stored.keys.get(*j as usize));
+        existing.reserve(stored.keys.len(), rehash);
+        for (j, key) in stored.keys.iter().enumerate() {
+            let at = key_index(j);
+            // A key stored twice keeps its last row, as a later write would have replaced it.
+            match existing.entry(hash_key(key), |k| stored.keys.get(*k as usize) == key, rehash) {
+                hash_table::Entry::Occupied(mut entry) => *entry.get_mut() = at,
+                hash_table::Entry::Vacant(entry) => {
+                    entry.insert(at);
+                }
+            }
+        }
     }
-    // Each key's first row in the input and its row hash.
-    let mut first: HashMap<&[u8], (i64, u64)> = HashMap::with_capacity_and_hasher(keys.len(), Default::default());
+    // Each key's first row in the input, as the index of its key.
+    let mut first: HashTable<u32> = HashTable::with_capacity(keys.len());
+    let rehash = |i: &u32| hash_key(keys.get(*i as usize));
+    let rows = RowsAndHashes::of(batches);
     let mut counts = Counts::default();
     let mut keep = Vec::with_capacity(keys.len());
     for (i, (row, hash)) in rows_and_hashes(batches).enumerate() {
@@ -1270,32 +1398,42 @@ fn dedup(
             continue;
         }
         let key = keys.get(i);
-        let decision = match first.entry(key) {
-            Entry::Vacant(entry) => {
-                entry.insert((hash, row));
-                match existing.get(key) {
-                    Some(h) if *h == hash => Decision::Unchanged,
+        let key_hash = hash_key(key);
+        let decision = match first.entry(key_hash, |k| keys.get(*k as usize) == key, rehash) {
+            hash_table::Entry::Vacant(entry) => {
+                entry.insert(key_index(i));
+                let stored_hash = stored.and_then(|stored| {
+                    existing
+                        .find(key_hash, |j| stored.keys.get(*j as usize) == key)
+                        .map(|j| stored.hashes[*j as usize])
+                });
+                match stored_hash {
+                    Some(h) if h == hash => Decision::Unchanged,
                     Some(_) => Decision::Update,
                     None => Decision::Insert,
                 }
             }
-            Entry::Occupied(entry) => match &mut conflicts {
-                Some(conflicts) if entry.get().0 != hash => {
-                    let first_row = entry.get().1;
-                    rejected.insert(row);
-                    conflicts.quarantined.push(Quarantined {
-                        row,
-                        raw: conflicts.raw.text(row),
-                        field: Some(conflicts.key.clone()),
-                        reason: format!(
-                            "duplicate key {} = `{}` with other values than row {first_row}",
-                            conflicts.key,
-                            keys.display(i)
-                        ),
-                    });
-                    Decision::Rejected
+            hash_table::Entry::Occupied(entry) => match &mut conflicts {
+                Some(conflicts) => {
+                    let (first_row, first_hash) = rows.at(*entry.get() as usize);
+                    if first_hash == hash {
+                        Decision::Unchanged
+                    } else {
+                        rejected.insert(row);
+                        conflicts.quarantined.push(Quarantined {
+                            row,
+                            raw: conflicts.raw.text(row),
+                            field: Some(conflicts.key.clone()),
+                            reason: format!(
+                                "duplicate key {} = `{}` with other values than row {first_row}",
+                                conflicts.key,
+                                keys.display(i)
+                            ),
+                        });
+                        Decision::Rejected
+                    }
                 }
-                _ => Decision::Unchanged,
+                None => Decision::Unchanged,
             },
         };
         match decision {

@@ -37,7 +37,11 @@ impl Value {
         match (self, kind) {
             (Value::Int(i), _) => Some(*i as f64),
             (Value::Float(f), _) => Some(*f),
-            (Value::Decimal(d), ColumnType::Decimal { scale, .. }) => Some(*d as f64 / 10f64.powi(i32::from(scale))),
+            (Value::Decimal(d), ColumnType::Decimal { scale, .. }) => {
+                // i64 to f64 is one instruction, i128 to f64 a library call; amounts fit in i64.
+                let unscaled = i64::try_from(*d).map_or(*d as f64, |d| d as f64);
+                Some(unscaled / 10f64.powi(i32::from(scale)))
+            }
             _ => None,
         }
     }

@@ -80,6 +80,13 @@ impl KeyTexts {
                 ColumnText::new(column.as_ref())
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if self.ends.len() + batch.num_rows() > u32::MAX as usize {
+            // De-duplication keeps every key in memory and counts them in 32 bits.
+            return Err(ArrowError::InvalidArgumentError(format!(
+                "more than {} keys to de-duplicate at once",
+                u32::MAX
+            )));
+        }
         let mut scratch = Vec::new();
         for i in 0..batch.num_rows() {
             for (j, column) in columns.iter().enumerate() {
@@ -190,7 +197,12 @@ impl<'a> ColumnText<'a> {
 /// `precision` digits), from the digits of the unscaled value.
 fn write_decimal(value: i128, precision: usize, scale: i8, out: &mut Vec<u8>) {
     let mut digits_buffer = itoa::Buffer::new();
-    let text = digits_buffer.format(value).as_bytes();
+    // The same digits; 64-bit division is several times cheaper than 128-bit, and amounts fit.
+    let text = match i64::try_from(value) {
+        Ok(small) => digits_buffer.format(small),
+        Err(_) => digits_buffer.format(value),
+    }
+    .as_bytes();
     let (sign, rest): (&[u8], &[u8]) = match text.split_first() {
         Some((b'-', rest)) => (b"-", rest),
         _ => (b"", text),

@@ -1,4 +1,5 @@
 //! Integration tests of the ingest crate, one module per area.
 
+mod chunks;
 mod push;
 mod sample_company;

@@ -82,7 +82,10 @@ const ENCODING_SAMPLE_ROWS: usize = 8_192;
 /// encoding after a megabyte of dictionary anyway, but a month's file of a partitioned table never
 /// gets there and keeps the whole useless dictionary.
 fn writer_properties(batches: &[RecordBatch]) -> WriterProperties {
-    let mut properties = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    // delta-rs's own defaults (Snappy, and its name in the files' metadata), then the dictionaries.
+    let mut properties = WriterProperties::builder()
+        .set_created_by(format!("delta-rs version {}", deltalake::crate_version()))
+        .set_compression(Compression::SNAPPY);
     let Some(first) = batches.iter().find(|b| b.num_rows() > 0) else {
         return properties.build();
     };
@@ -432,6 +435,7 @@ impl Store {
             return Ok(None);
         };
         let columns: Vec<String> = first.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let writer_properties = writer_properties(&append.batches);
         let ctx = SessionContext::new();
         let source = ctx.read_batches(append.batches).map_err(|source| StoreError::Query {
             table: label.clone(),
@@ -455,6 +459,7 @@ impl Store {
             .with_source_alias("source")
             .with_target_alias("target")
             .with_commit_properties(properties)
+            .with_writer_properties(writer_properties)
             .when_matched_update(|update| {
                 columns
                     .iter()
@@ -769,14 +774,17 @@ mod tests {
             .unwrap();
         let files = store.files(Layer::Staging, "t").await.unwrap();
         assert_eq!(files.len(), 1, "{files:?}");
-        let path = url::Url::parse(&files[0])
-            .ok()
-            .and_then(|u| u.to_file_path().ok())
-            .unwrap_or_else(|| PathBuf::from(&files[0]));
-        let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
-        let row_group = reader.metadata().row_group(0);
-        let has_dictionary = |name: &str| {
-            row_group
+        let open = |file: &str| {
+            let path = url::Url::parse(file)
+                .ok()
+                .and_then(|u| u.to_file_path().ok())
+                .unwrap_or_else(|| PathBuf::from(file));
+            SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap()
+        };
+        let has_dictionary = |reader: &SerializedFileReader<std::fs::File>, name: &str| {
+            reader
+                .metadata()
+                .row_group(0)
                 .columns()
                 .iter()
                 .find(|c| c.column_path().string() == name)
@@ -784,8 +792,31 @@ mod tests {
                 .dictionary_page_offset()
                 .is_some()
         };
-        assert!(!has_dictionary("id"), "a unique id is written plain");
-        assert!(has_dictionary("name"), "three names are written with a dictionary");
+        let reader = open(&files[0]);
+        assert!(!has_dictionary(&reader, "id"), "a unique id is written plain");
+        assert!(
+            has_dictionary(&reader, "name"),
+            "three names are written with a dictionary"
+        );
+        // The files still name delta-rs as their writer, as with its own default properties.
+        let created_by = reader.metadata().file_metadata().created_by().unwrap_or_default();
+        assert!(created_by.starts_with("delta-rs version"), "{created_by}");
+        assert_eq!(ids(&store, AsOf::Latest).await, written);
+
+        // Rows written through a merge (an update of every second row) are encoded the same way.
+        let changed: Vec<i64> = (0..10_000).step_by(2).collect();
+        let renamed = vec!["east"; changed.len()];
+        store
+            .upsert(Layer::Staging, "t", append(batch(&changed, &renamed), "m2"), &["id"])
+            .await
+            .unwrap();
+        let first_file = files[0].clone();
+        let files = store.files(Layer::Staging, "t").await.unwrap();
+        assert!(!files.contains(&first_file), "the merge rewrote the file: {files:?}");
+        for file in files {
+            let reader = open(&file);
+            assert!(!has_dictionary(&reader, "id"), "{file}: a unique id is written plain");
+        }
         assert_eq!(ids(&store, AsOf::Latest).await, written);
     }
 }
