@@ -1035,7 +1035,7 @@ fn parse_options(column: &ResolvedColumn) -> ParseOptions {
 /// A source field's text after the column's trim, value map and default.
 fn resolved_text<'f>(field: &'f str, column: &'f ResolvedColumn) -> &'f str {
     let text = if column.rule.trim.unwrap_or(true) {
-        field.trim()
+        trim(field)
     } else {
         field
     };
@@ -1044,6 +1044,15 @@ fn resolved_text<'f>(field: &'f str, column: &'f ResolvedColumn) -> &'f str {
         column.rule.default.as_deref().unwrap_or("")
     } else {
         text
+    }
+}
+
+/// `field` without whitespace at either end. Most fields begin and end with a printable ASCII
+/// byte, and then have none to trim: that is two byte tests instead of decoding chars from each end.
+fn trim(field: &str) -> &str {
+    match (field.as_bytes().first(), field.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => field,
+        _ => field.trim(),
     }
 }
 

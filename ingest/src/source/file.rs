@@ -330,7 +330,16 @@ impl RecordReader {
         let mut fields: Vec<StringBuilder> = (0..width).map(|_| StringBuilder::new()).collect();
         let mut numbers = Vec::new();
         let mut malformed = Vec::new();
-        while numbers.len() < rows {
+        // CSV fields go from the record straight into their columns, without a string each.
+        while numbers.len() < rows && matches!(self.inner, Inner::Csv { .. }) {
+            let mut row = 0;
+            match self.next_csv(&mut row, |i, text| fields[i].append_value(text))? {
+                Next::End => break,
+                Next::Record => numbers.push(row),
+                Next::Malformed(bad) => malformed.push(bad),
+            }
+        }
+        while numbers.len() < rows && !matches!(self.inner, Inner::Csv { .. }) {
             match self.next(buf)? {
                 Next::End => break,
                 Next::Record => {
@@ -347,6 +356,88 @@ impl RecordReader {
             rows: numbers,
             malformed,
         })
+    }
+
+    /// Read the next CSV record and hand each of its fields, as text, to `field` (column index,
+    /// text); a malformed record hands over none. `row` is set to the record's line.
+    fn next_csv(&mut self, row: &mut u64, mut field: impl FnMut(usize, &str)) -> Result<Next, SourceError> {
+        let width = self.columns.len();
+        let Inner::Csv { reader, record } = &mut self.inner else {
+            unreachable!("called for CSV input only")
+        };
+        loop {
+            let ok = reader.read_byte_record(record);
+            *row = record.position().map_or(0, |p| p.line());
+            match ok {
+                Ok(true) => {}
+                Ok(false) => return Ok(Next::End),
+                Err(e) => return Err(self.io_error(*row, e)),
+            }
+            let malformed = |field: Option<usize>, reason: String| {
+                let joined = record.iter().map(String::from_utf8_lossy).collect::<Vec<_>>().join(",");
+                Ok(Next::Malformed(MalformedRow {
+                    row: *row,
+                    raw: shorten(joined),
+                    field: field.map(|i| self.columns[i].clone()),
+                    reason,
+                }))
+            };
+            if record.len() != width {
+                // A blank line in the middle of a file is not a row.
+                if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
+                    continue;
+                }
+                return malformed(None, format!("has {} fields, the header has {width}", record.len()));
+            }
+            if let Some(i) = record.iter().position(|f| f.len() > self.max_field) {
+                let length = record.get(i).map_or(0, <[u8]>::len);
+                return malformed(
+                    Some(i),
+                    format!("field is {length} bytes, over the {} byte limit", self.max_field),
+                );
+            }
+            match self.encoding {
+                Encoding::Utf8 => {
+                    // One check of the whole record, its fields then sliced from it: a call per
+                    // field costs more than the check of a short field. A field can still end
+                    // inside a character that the next one completes; then each field is checked.
+                    let whole = std::str::from_utf8(record.as_slice()).ok();
+                    let ranges = (0..width).map(|i| record.range(i).expect("the record has `width` fields"));
+                    let sliced = whole.filter(|text| {
+                        ranges
+                            .clone()
+                            .all(|r| text.is_char_boundary(r.start) && text.is_char_boundary(r.end))
+                    });
+                    match sliced {
+                        Some(text) => {
+                            for (i, r) in ranges.enumerate() {
+                                field(i, &text[r]);
+                            }
+                        }
+                        None => {
+                            for (i, bytes) in record.iter().enumerate() {
+                                if let Err(e) = std::str::from_utf8(bytes) {
+                                    return malformed(
+                                        Some(i),
+                                        format!("invalid UTF-8 at byte {} of the field", e.valid_up_to()),
+                                    );
+                                }
+                            }
+                            unreachable!("a record whose fields are all UTF-8 is UTF-8")
+                        }
+                    }
+                }
+                Encoding::Latin1 => {
+                    let mut text = String::new();
+                    for (i, bytes) in record.iter().enumerate() {
+                        text.clear();
+                        decode_into(bytes, Encoding::Latin1, &mut text).expect("Latin-1 decodes every byte");
+                        field(i, &text);
+                    }
+                }
+            }
+            return Ok(Next::Record);
+        }
     }
 
     fn io_error(&self, row: u64, e: impl std::fmt::Display) -> SourceError {
@@ -428,56 +519,12 @@ impl RecordReader {
         let width = self.columns.len();
         buf.fields.resize_with(width, String::new);
         match &mut self.inner {
-            Inner::Csv { reader, record } => {
-                let ok = match reader.read_byte_record(record) {
-                    Ok(ok) => ok,
-                    Err(e) => {
-                        let row = record.position().map_or(0, |p| p.line());
-                        return Err(self.io_error(row, e));
-                    }
-                };
-                if !ok {
-                    return Ok(Next::End);
-                }
-                let row = record.position().map_or(0, |p| p.line());
-                buf.row = row;
-                let raw = || {
-                    let joined = record.iter().map(String::from_utf8_lossy).collect::<Vec<_>>().join(",");
-                    shorten(joined)
-                };
-                if record.len() != width {
-                    // A blank line in the middle of a file is not a row.
-                    if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
-                        return self.next(buf);
-                    }
-                    return Ok(Next::Malformed(MalformedRow {
-                        row,
-                        raw: raw(),
-                        field: None,
-                        reason: format!("has {} fields, the header has {width}", record.len()),
-                    }));
-                }
-                for (i, field) in record.iter().enumerate() {
-                    if field.len() > self.max_field {
-                        return Ok(Next::Malformed(MalformedRow {
-                            row,
-                            raw: raw(),
-                            field: Some(self.columns[i].clone()),
-                            reason: format!("field is {} bytes, over the {} byte limit", field.len(), self.max_field),
-                        }));
-                    }
-                    let out = &mut buf.fields[i];
-                    out.clear();
-                    if let Err(at) = decode_into(field, self.encoding, out) {
-                        return Ok(Next::Malformed(MalformedRow {
-                            row,
-                            raw: raw(),
-                            field: Some(self.columns[i].clone()),
-                            reason: format!("invalid UTF-8 at byte {at} of the field"),
-                        }));
-                    }
-                }
-                Ok(Next::Record)
+            Inner::Csv { .. } => {
+                let fields = &mut buf.fields;
+                self.next_csv(&mut buf.row, |i, text| {
+                    fields[i].clear();
+                    fields[i].push_str(text);
+                })
             }
             Inner::Lines {
                 reader,
@@ -707,6 +754,40 @@ mod tests {
             [(2, vec!["1".into(), "x;y".into()]), (4, vec!["3".into(), "z".into()])]
         );
         assert_eq!(bad, ["3: has 1 fields, the header has 2"]);
+    }
+
+    #[test]
+    fn csv_chunks_check_utf8_per_record_and_field() {
+        // Row 2 good with two-byte characters; row 3 invalid in its second field; row 4's fields
+        // are each invalid though the record's bytes, put together, are not ("a\xc3" + "\xa9b"
+        // = "aéb"); row 5 too long a field; row 6 good; a blank line at the end.
+        let body = b"name,city\nM\xc3\xbcller,K\xc3\xb6ln\nx,\xff\nA\xc3,\xa9b\nlong,abcdefghijk\ny,z\n\n";
+        let spec = FormatSpec::default();
+        let mut reader =
+            RecordReader::from_bytes(Path::new("u.csv"), bytes::Bytes::from_static(body), &spec, &[]).unwrap();
+        reader.max_field = 10;
+        let chunk = reader.next_chunk(&mut RecordBuf::default(), 100).unwrap();
+        assert_eq!(chunk.rows, [2, 6]);
+        let texts = |c: usize| {
+            let column = chunk.fields[c].as_any().downcast_ref::<StringArray>().unwrap();
+            column.iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(texts(0), ["Müller", "y"]);
+        assert_eq!(texts(1), ["Köln", "z"]);
+        let bad: Vec<String> = chunk
+            .malformed
+            .iter()
+            .map(|m| format!("{} {}: {}", m.row, m.field.as_deref().unwrap_or("-"), m.reason))
+            .collect();
+        assert_eq!(
+            bad,
+            [
+                "3 city: invalid UTF-8 at byte 0 of the field",
+                "4 name: invalid UTF-8 at byte 1 of the field",
+                "5 city: field is 11 bytes, over the 10 byte limit",
+            ]
+        );
+        assert!(reader.next_chunk(&mut RecordBuf::default(), 100).unwrap().is_empty());
     }
 
     #[test]
