@@ -119,7 +119,7 @@ pub struct RecordReader {
 
 enum Inner {
     Csv {
-        reader: csv::Reader<Box<dyn Read + Send>>,
+        reader: csv::Reader<TailRead<Box<dyn Read + Send>>>,
         record: csv::ByteRecord,
     },
     Lines {
@@ -276,9 +276,10 @@ impl RecordReader {
                         .has_headers(false)
                         .flexible(true)
                         .delimiter(spec.delimiter.as_deref().and_then(delimiter_byte).unwrap_or(b','))
-                        .quote(spec.quote.as_deref().and_then(delimiter_byte).unwrap_or(b'"'));
+                        .quote(spec.quote.as_deref().and_then(delimiter_byte).unwrap_or(b'"'))
+                        .buffer_capacity(CSV_BUFFER_BYTES);
                     Inner::Csv {
-                        reader: builder.from_reader(input),
+                        reader: builder.from_reader(TailRead::new(input)),
                         record: csv::ByteRecord::new(),
                     }
                 }
@@ -373,6 +374,7 @@ impl RecordReader {
                 Ok(false) => return Ok(Next::End),
                 Err(e) => return Err(self.io_error(*row, e)),
             }
+            *row = record_line(reader, record).unwrap_or(*row);
             let malformed = |field: Option<usize>, reason: String| {
                 let joined = record.iter().map(String::from_utf8_lossy).collect::<Vec<_>>().join(",");
                 Ok(Next::Malformed(MalformedRow {
@@ -686,6 +688,60 @@ fn text_columns(batch: &RecordBatch, name: &Path) -> Result<Vec<StringArray>, So
         .collect()
 }
 
+/// The csv reader's buffer; [`TailRead`] keeps twice as much, so the byte before the reader's
+/// position is always at hand.
+const CSV_BUFFER_BYTES: usize = 64 << 10;
+
+/// The line a record just read begins on. The csv crate gives a record the position where its
+/// read began: before the blank lines it skipped, and in a file with CRLF line ends before the LF
+/// that ends the line above (it is consumed with the next record), so every row number would be
+/// one too small. Where the read ended is exact: back from there by the line ends inside the
+/// record, and by its own LF when that ended it. `None` when the byte is no longer kept.
+fn record_line(reader: &csv::Reader<TailRead<Box<dyn Read + Send>>>, record: &csv::ByteRecord) -> Option<u64> {
+    let end = reader.position();
+    let last = reader.get_ref().byte_at(end.byte().checked_sub(1)?)?;
+    let inside = record.as_slice().iter().filter(|b| **b == b'\n').count() as u64;
+    end.line().checked_sub(inside + u64::from(last == b'\n'))
+}
+
+/// A reader that keeps the bytes it handed over last (at least `2 * CSV_BUFFER_BYTES`), for
+/// [`record_line`].
+struct TailRead<R> {
+    inner: R,
+    /// Offset in the input of `tail[0]`.
+    tail_start: u64,
+    tail: Vec<u8>,
+}
+
+impl<R> TailRead<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            tail_start: 0,
+            tail: Vec::new(),
+        }
+    }
+
+    fn byte_at(&self, offset: u64) -> Option<u8> {
+        let at = usize::try_from(offset.checked_sub(self.tail_start)?).ok()?;
+        self.tail.get(at).copied()
+    }
+}
+
+impl<R: Read> Read for TailRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        // Dropping the front only now and then keeps the copying to about once per byte.
+        if self.tail.len() + n > 16 * CSV_BUFFER_BYTES {
+            let drop = self.tail.len() - 2 * CSV_BUFFER_BYTES.min(self.tail.len());
+            self.tail.drain(..drop);
+            self.tail_start += drop as u64;
+        }
+        self.tail.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
 fn shorten(mut s: String) -> String {
     if s.len() > RAW_ROW_LIMIT {
         let mut end = RAW_ROW_LIMIT;
@@ -788,6 +844,46 @@ mod tests {
             ]
         );
         assert!(reader.next_chunk(&mut RecordBuf::default(), 100).unwrap().is_empty());
+    }
+
+    #[test]
+    fn csv_rows_are_the_lines_records_begin_on() {
+        // CRLF line ends, blank lines, a quoted field over two lines, no newline at the end: the
+        // csv crate's own record position is where its read began, which is none of these.
+        for (body, rows) in [
+            (&b"a,b\r\n1,2\r\n3,4\r\n"[..], vec![2, 3]),
+            (b"a,b\n1,2\n\n\n3,4\n", vec![2, 5]),
+            (b"a,b\r\n1,2\r\n\r\n3,4", vec![2, 4]),
+            (b"a,b\n\"1\n1\",2\n3,4", vec![2, 4]),
+            (b"a,b\r\n\"1\r\n1\",2\r\n\r\n3,4\r\n", vec![2, 5]),
+        ] {
+            let mut reader = RecordReader::from_bytes(
+                Path::new("r.csv"),
+                bytes::Bytes::from_static(body),
+                &FormatSpec::default(),
+                &[],
+            )
+            .unwrap();
+            let chunk = reader.next_chunk(&mut RecordBuf::default(), 100).unwrap();
+            assert_eq!(chunk.rows, rows, "{:?}", String::from_utf8_lossy(body));
+            assert!(chunk.malformed.is_empty(), "{:?}", chunk.malformed);
+        }
+        // Lines far into a file: the bytes that end a record are still at hand.
+        let mut long = String::from("a,b\r\n");
+        for i in 0..150_000 {
+            long.push_str(&format!("{i},\"x\r\ny\"\r\n"));
+        }
+        assert!(long.len() > 32 * CSV_BUFFER_BYTES, "the kept bytes move on");
+        let mut reader = RecordReader::from_bytes(
+            Path::new("r.csv"),
+            bytes::Bytes::from(long),
+            &FormatSpec::default(),
+            &[],
+        )
+        .unwrap();
+        let chunk = reader.next_chunk(&mut RecordBuf::default(), 200_000).unwrap();
+        assert_eq!(chunk.rows.len(), 150_000);
+        assert!(chunk.rows.iter().enumerate().all(|(i, row)| *row == 2 + 2 * i as u64));
     }
 
     #[test]
