@@ -235,10 +235,10 @@ pub async fn ingest(
         .map_or(1, |n| n.get())
         .clamp(1, MAX_CONVERTERS);
     // The chunks' receiving end, shared by the converters; taken away when they stop early.
-    let chunks = Mutex::new(None);
+    let chunks: ChunkReceiver = Mutex::new(None);
     std::thread::scope(|scope| {
-        let (send_chunk, receive_chunk) = mpsc::sync_channel::<(usize, Result<RecordChunk, SourceError>)>(converters);
-        *chunks.lock().expect("no converter panicked") = Some(receive_chunk);
+        let (send_chunk, receive_chunk) = mpsc::sync_channel::<NumberedChunk>(converters);
+        *lock(&chunks) = Some(receive_chunk);
         scope.spawn(move || {
             let mut buf = RecordBuf::default();
             for index in 0.. {
@@ -255,9 +255,14 @@ pub async fn ingest(
             let send_converted = send_converted.clone();
             let (chunks, lineage, columns) = (&chunks, &lineage, &columns);
             scope.spawn(move || {
+                // However this converter stops (the input's end, nobody taking its results, a
+                // panic), the chunks' receiving end goes with it: the reader, which may be waiting
+                // to send, then stops too, and so do the other converters, instead of the scope
+                // waiting on them for ever.
+                let _stop = StopReading(chunks);
                 let mut conformer = Conformer::new(pipeline, targets, columns);
                 loop {
-                    let next = match chunks.lock().expect("no converter panicked").as_ref() {
+                    let next = match lock(chunks).as_ref() {
                         Some(receive) => receive.recv(),
                         None => break,
                     };
@@ -266,9 +271,6 @@ pub async fn ingest(
                         .map_err(IngestError::from)
                         .and_then(|chunk| conformer.convert(lineage, chunk));
                     if send_converted.send((index, converted)).is_err() {
-                        // Nobody takes chunks any more: dropping their receiving end stops the
-                        // reader, which may be waiting to send one.
-                        chunks.lock().expect("no converter panicked").take();
                         break;
                     }
                 }
@@ -401,10 +403,22 @@ pub async fn ingest(
         Ok::<(), IngestError>(())
     }
     .await;
-    // The raw write is waited for even when the staging failed: it must not outlive the batch.
-    let raw_written = raw_write
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    // The raw write is waited for even when the checks or the staging failed, so that an error
+    // returned from here comes after raw's commit, not before it. (When this future is dropped
+    // instead, the write still finishes on its thread.)
+    let raw_written = match raw_write.await {
+        Ok(written) => written,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Cancelled: the runtime is shutting down.
+            Err(e) => Err(StoreError::Delta {
+                table: format!("raw.{}", pipeline.raw_table()),
+                source: Box::new(deltalake::DeltaTableError::Generic(format!(
+                    "the write was cancelled: {e}"
+                ))),
+            }),
+        },
+    };
     staged?;
     raw_written?;
     if !quarantined.is_empty() {
@@ -581,12 +595,32 @@ enum Cell {
     Constant,
 }
 
+/// A chunk of records as the reading thread sends it, with its place in the input.
+type NumberedChunk = (usize, Result<RecordChunk, SourceError>);
+
+/// The chunks on their way from the reading thread to the converters.
+type ChunkReceiver = Mutex<Option<mpsc::Receiver<NumberedChunk>>>;
+
+/// The lock is held only to take the next chunk, which cannot panic: a poisoned one is as good.
+fn lock(chunks: &ChunkReceiver) -> std::sync::MutexGuard<'_, Option<mpsc::Receiver<NumberedChunk>>> {
+    chunks.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Drops the chunks' receiving end when a converter stops, for whatever reason.
+struct StopReading<'a>(&'a ChunkReceiver);
+
+impl Drop for StopReading<'_> {
+    fn drop(&mut self) {
+        lock(self.0).take();
+    }
+}
+
 /// One chunk of records, converted.
 struct ConvertedChunk {
     /// Records read (malformed ones included).
     rows_read: u64,
     quarantined: Vec<Quarantined>,
-    /// The chunk's raw batch (none for an empty chunk).
+    /// The chunk's raw batch (none when no record of the chunk could be split into fields).
     raw: Vec<RecordBatch>,
     /// Per target, its batch of the records accepted.
     targets: Vec<Vec<RecordBatch>>,

@@ -82,7 +82,8 @@ const ENCODING_SAMPLE_ROWS: usize = 8_192;
 /// encoding after a megabyte of dictionary anyway, but a month's file of a partitioned table never
 /// gets there and keeps the whole useless dictionary.
 fn writer_properties(batches: &[RecordBatch]) -> WriterProperties {
-    // delta-rs's own defaults (Snappy, and its name in the files' metadata), then the dictionaries.
+    // delta-rs's defaults for a write (Snappy, and its name in the files' metadata), then the
+    // dictionaries. A merge would otherwise take DataFusion's Parquet options (another codec).
     let mut properties = WriterProperties::builder()
         .set_created_by(format!("delta-rs version {}", deltalake::crate_version()))
         .set_compression(Compression::SNAPPY);

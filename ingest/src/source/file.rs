@@ -121,6 +121,7 @@ enum Inner {
     Csv {
         reader: csv::Reader<TailRead<Box<dyn Read + Send>>>,
         record: csv::ByteRecord,
+        quote: u8,
     },
     Lines {
         reader: Box<dyn BufRead + Send>,
@@ -271,16 +272,18 @@ impl RecordReader {
             columns: spec.columns.clone(),
             inner: match kind {
                 FormatKind::Csv => {
+                    let quote = spec.quote.as_deref().and_then(delimiter_byte).unwrap_or(b'"');
                     let mut builder = csv::ReaderBuilder::new();
                     builder
                         .has_headers(false)
                         .flexible(true)
                         .delimiter(spec.delimiter.as_deref().and_then(delimiter_byte).unwrap_or(b','))
-                        .quote(spec.quote.as_deref().and_then(delimiter_byte).unwrap_or(b'"'))
+                        .quote(quote)
                         .buffer_capacity(CSV_BUFFER_BYTES);
                     Inner::Csv {
                         reader: builder.from_reader(TailRead::new(input)),
                         record: csv::ByteRecord::new(),
+                        quote,
                     }
                 }
                 FormatKind::Whitespace | FormatKind::FixedWidth | FormatKind::Ndjson => Inner::Lines {
@@ -363,7 +366,7 @@ impl RecordReader {
     /// text); a malformed record hands over none. `row` is set to the record's line.
     fn next_csv(&mut self, row: &mut u64, mut field: impl FnMut(usize, &str)) -> Result<Next, SourceError> {
         let width = self.columns.len();
-        let Inner::Csv { reader, record } = &mut self.inner else {
+        let Inner::Csv { reader, record, quote } = &mut self.inner else {
             unreachable!("called for CSV input only")
         };
         loop {
@@ -374,7 +377,7 @@ impl RecordReader {
                 Ok(false) => return Ok(Next::End),
                 Err(e) => return Err(self.io_error(*row, e)),
             }
-            *row = record_line(reader, record).unwrap_or(*row);
+            *row = record_line(reader, record, *quote).unwrap_or(*row);
             let malformed = |field: Option<usize>, reason: String| {
                 let joined = record.iter().map(String::from_utf8_lossy).collect::<Vec<_>>().join(",");
                 Ok(Next::Malformed(MalformedRow {
@@ -454,7 +457,7 @@ impl RecordReader {
         let name = self.name.clone();
         let empty = || SourceError::Empty { path: name.clone() };
         match &mut self.inner {
-            Inner::Csv { reader, record } => {
+            Inner::Csv { reader, record, .. } => {
                 if !reader.read_byte_record(record).map_err(|e| SourceError::Read {
                     path: name.clone(),
                     message: format!("cannot read the header: {e}"),
@@ -697,11 +700,22 @@ const CSV_BUFFER_BYTES: usize = 64 << 10;
 /// that ends the line above (it is consumed with the next record), so every row number would be
 /// one too small. Where the read ended is exact: back from there by the line ends inside the
 /// record, and by its own LF when that ended it. `None` when the byte is no longer kept.
-fn record_line(reader: &csv::Reader<TailRead<Box<dyn Read + Send>>>, record: &csv::ByteRecord) -> Option<u64> {
-    let end = reader.position();
-    let last = reader.get_ref().byte_at(end.byte().checked_sub(1)?)?;
+fn record_line(
+    reader: &csv::Reader<TailRead<Box<dyn Read + Send>>>,
+    record: &csv::ByteRecord,
+    quote: u8,
+) -> Option<u64> {
+    let end = reader.position().byte();
+    let input = reader.get_ref();
+    let last = input.byte_at(end.checked_sub(1)?)?;
     let inside = record.as_slice().iter().filter(|b| **b == b'\n').count() as u64;
-    end.line().checked_sub(inside + u64::from(last == b'\n'))
+    // Data can end in an LF only inside quotes; the LF that ends such a record comes after the
+    // closing quote. Without a quote before it, the last LF is the data's own: a quote left open
+    // at the end of the input.
+    let data_ends_in_lf = record.as_slice().last() == Some(&b'\n');
+    let own_lf =
+        last == b'\n' && (!data_ends_in_lf || end.checked_sub(2).and_then(|at| input.byte_at(at)) == Some(quote));
+    reader.position().line().checked_sub(inside + u64::from(own_lf))
 }
 
 /// A reader that keeps the bytes it handed over last (at least `2 * CSV_BUFFER_BYTES`), for
@@ -733,7 +747,7 @@ impl<R: Read> Read for TailRead<R> {
         let n = self.inner.read(buf)?;
         // Dropping the front only now and then keeps the copying to about once per byte.
         if self.tail.len() + n > 16 * CSV_BUFFER_BYTES {
-            let drop = self.tail.len() - 2 * CSV_BUFFER_BYTES.min(self.tail.len());
+            let drop = self.tail.len().saturating_sub(2 * CSV_BUFFER_BYTES);
             self.tail.drain(..drop);
             self.tail_start += drop as u64;
         }
@@ -856,6 +870,9 @@ mod tests {
             (b"a,b\r\n1,2\r\n\r\n3,4", vec![2, 4]),
             (b"a,b\n\"1\n1\",2\n3,4", vec![2, 4]),
             (b"a,b\r\n\"1\r\n1\",2\r\n\r\n3,4\r\n", vec![2, 5]),
+            (b"a,b\n1,\"x\n\"\n3,4\n", vec![2, 4]),
+            // A quote left open at the end: the record runs to the end of the input.
+            (b"a,b\n1,\"x\n", vec![2]),
         ] {
             let mut reader = RecordReader::from_bytes(
                 Path::new("r.csv"),
