@@ -11,7 +11,7 @@
 //! against every target of its pipeline and stored in all of them or in none.
 
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, LazyLock, Mutex, Weak, mpsc};
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{
@@ -160,6 +160,32 @@ fn marker(batch_id: &str) -> String {
     format!("tributary.ingest.{batch_id}")
 }
 
+/// The batches this process is ingesting, by data directory and batch id.
+type InFlight = std::collections::HashMap<(std::path::PathBuf, String), Weak<tokio::sync::Mutex<()>>>;
+static IN_FLIGHT: LazyLock<Mutex<InFlight>> = LazyLock::new(Mutex::default);
+
+/// Exclusive use of a batch id in this process, until the guard is dropped. Two deliveries of the
+/// same content at once (a webhook retried before its first attempt answered, a file landed twice)
+/// would otherwise both find the batch missing from the ingest log and both write it: Delta appends
+/// do not conflict with each other, and a table's marker is checked before its commit, not in it.
+/// Another process writing the same data directory is not covered.
+async fn only_run_of(store: &Store, batch_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    let lock = {
+        let mut in_flight = IN_FLIGHT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        in_flight.retain(|_, lock| lock.strong_count() > 0);
+        let key = (store.dir().root().to_path_buf(), batch_id.to_string());
+        match in_flight.get(&key).and_then(Weak::upgrade) {
+            Some(lock) => lock,
+            None => {
+                let lock = Arc::new(tokio::sync::Mutex::new(()));
+                in_flight.insert(key, Arc::downgrade(&lock));
+                lock
+            }
+        }
+    };
+    lock.lock_owned().await
+}
+
 /// Whether this batch is recorded in the ingest log as committed.
 pub async fn already_ingested(store: &Store, batch_id: &str) -> Result<bool, StoreError> {
     store
@@ -198,6 +224,9 @@ pub async fn ingest(
             .collect(),
         message: None,
     };
+    // Held until the batch is logged: a second delivery of the same content waits here, then
+    // finds it logged.
+    let _only_run = only_run_of(store, &batch_id).await;
     if already_ingested(store, &batch_id).await? {
         report.status = BatchStatus::AlreadyIngested;
         report.message = Some(format!("batch {batch_id} holds this content already"));

@@ -103,3 +103,52 @@ async fn webhook_bodies_are_ingested_once() {
     assert!(matches!(unknown, PushError::UnknownPipeline(_)));
     assert_eq!(unknown.to_string(), "no pipeline is called `nope`");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_retried_while_the_first_is_running_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(DataDir::new(dir.path()));
+    let pipelines = Pipelines::new(parse_pipelines(TICKETS, "test").unwrap()).unwrap();
+    let body: String = (0..2_000)
+        .map(|i| {
+            format!(
+                "{{\"CaseNumber\":\"T{i}\",\"AccountId\":\"001A\",\"CreatedDate\":\"2026-01-05T10:00:00Z\",\"Priority\":\"Low\"}}\n"
+            )
+        })
+        .collect();
+    // The sender gives up waiting and sends the same body again while the first is still being
+    // stored: both find the batch not yet in the ingest log.
+    let deliver = || {
+        ingest_push(
+            &store,
+            &pipelines,
+            "crm_ticket_webhook",
+            body.clone().into(),
+            Some("application/x-ndjson"),
+        )
+    };
+    let (first, second) = tokio::join!(deliver(), deliver());
+    let mut statuses = [first.unwrap().status, second.unwrap().status];
+    statuses.sort_by_key(|s| format!("{s:?}"));
+    assert_eq!(statuses, [BatchStatus::AlreadyIngested, BatchStatus::Committed]);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM staging.support_ticket").await,
+        "2000"
+    );
+    let raw = store
+        .query(
+            &[(Layer::Raw, "crm_ticket_webhook")],
+            "SELECT count(*) FROM raw.crm_ticket_webhook",
+        )
+        .await
+        .unwrap();
+    let raw =
+        datafusion::arrow::compute::cast(raw[0].column(0), &datafusion::arrow::datatypes::DataType::Utf8).unwrap();
+    assert_eq!(
+        raw.as_any()
+            .downcast_ref::<datafusion::arrow::array::StringArray>()
+            .unwrap()
+            .value(0),
+        "2000"
+    );
+}
