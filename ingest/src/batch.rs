@@ -377,19 +377,12 @@ pub async fn ingest(
             .map(|(target, batches)| KeyTexts::of_batches(batches, &target.key))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| expression_error(pipeline, "*", input, e))?;
-        let mut rejected = check_references(
-            store,
-            targets,
-            &finals,
-            &raw_lookup(&raw_batches, &columns),
-            &mut quarantined,
-        )
-        .await?;
+        let raw = raw_lookup(&raw_batches, &columns);
+        let mut rejected = check_references(store, targets, &finals, &raw, &mut quarantined).await?;
 
         // Per target: drop the rejected rows and the rows already stored with the same values, and
         // split the rest into inserts and updates. The first target's pass also rejects a key repeated
         // with other values, before the other targets drop the rejected rows.
-        let raw = raw_lookup(&raw_batches, &columns);
         let mut writes = Vec::with_capacity(targets.len());
         for (t, target) in targets.iter().enumerate() {
             let stored = stored_keys(store, target).await?;
@@ -739,14 +732,7 @@ impl<'a> Conformer<'a> {
                 converted.quarantined.push(q);
             }
         }
-        self.finish_chunk(
-            lineage,
-            chunk.fields,
-            &chunk.rows,
-            &mut converted.raw,
-            &mut converted.targets,
-            &mut converted.quarantined,
-        )?;
+        self.finish_chunk(lineage, chunk.fields, &chunk.rows, &mut converted)?;
         Ok(converted)
     }
 
@@ -831,15 +817,14 @@ impl<'a> Conformer<'a> {
     }
 
     /// The chunk's records are all pushed: its raw batch (`source_columns`, rows numbered
-    /// `raw_rows`) and each target's batch of the records accepted.
+    /// `raw_rows`) and each target's batch of the records accepted go into `out`, with the records
+    /// an expression left without a required value.
     fn finish_chunk(
         &mut self,
         lineage: &Lineage,
         source_columns: Vec<ArrayRef>,
         raw_rows: &[u64],
-        raw_out: &mut Vec<RecordBatch>,
-        targets_out: &mut [Vec<RecordBatch>],
-        quarantined: &mut Vec<Quarantined>,
+        out: &mut ConvertedChunk,
     ) -> Result<(), IngestError> {
         if raw_rows.is_empty() {
             return Ok(());
@@ -847,7 +832,7 @@ impl<'a> Conformer<'a> {
         let mut raw_columns = source_columns.clone();
         raw_columns.extend(lineage_columns(&mut self.lineage_constants, lineage, raw_rows));
         let raw_batch = RecordBatch::try_new(self.raw_schema(), raw_columns).expect("raw columns match their schema");
-        raw_out.push(raw_batch);
+        out.raw.push(raw_batch);
 
         let accepted_rows = std::mem::take(&mut self.accepted_rows);
         let accepted_at = std::mem::take(&mut self.accepted_at);
@@ -884,7 +869,7 @@ impl<'a> Conformer<'a> {
                     for (i, k) in keep.iter_mut().enumerate() {
                         if *k && array.is_null(i) {
                             *k = false;
-                            quarantined.push(Quarantined {
+                            out.quarantined.push(Quarantined {
                                 row: accepted_rows[i],
                                 raw: raw_text_at(&self.columns, &accepted_source, i),
                                 field: Some(column.name.clone()),
@@ -932,7 +917,7 @@ impl<'a> Conformer<'a> {
             } else {
                 filter_record_batch(&batch, &mask).expect("mask has the batch's length")
             };
-            targets_out[t].push(batch);
+            out.targets[t].push(batch);
         }
         Ok(())
     }

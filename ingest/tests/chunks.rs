@@ -6,14 +6,13 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use datafusion::arrow::array::{Array, StringArray};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
 use tributary_ingest::batch::{BatchStatus, IngestError};
 use tributary_ingest::pipeline::parse_pipelines;
 use tributary_ingest::run::{Pipelines, ingest_file};
 use tributary_warehouse::layout::{DataDir, Layer};
 use tributary_warehouse::store::Store;
+
+use crate::texts;
 
 const ORDERS: &str = r#"
 [[pipelines]]
@@ -37,18 +36,6 @@ columns.customer_id = "customer_no"
 columns.order_date = { from = "order_date", format = "%d.%m.%Y" }
 columns.net_total = { expr = "CAST(total AS BIGINT) / CAST(shares AS BIGINT)" }
 "#;
-
-/// Every value of a one-column query, as text.
-async fn texts(store: &Store, tables: &[(Layer, &str)], sql: &str) -> Vec<String> {
-    let batches = store.query(tables, sql).await.unwrap();
-    let mut out = Vec::new();
-    for batch in batches {
-        let text = cast(batch.column(0), &DataType::Utf8).unwrap();
-        let text = text.as_any().downcast_ref::<StringArray>().unwrap();
-        out.extend((0..text.len()).map(|i| text.value(i).to_string()));
-    }
-    out
-}
 
 async fn ingest(
     store: &Store,

@@ -8,6 +8,8 @@ use tributary_ingest::run::{Pipelines, PushError, ingest_push};
 use tributary_warehouse::layout::{DataDir, Layer};
 use tributary_warehouse::store::Store;
 
+use crate::texts;
+
 const TICKETS: &str = r#"
 [[pipelines]]
 name = "crm_ticket_webhook"
@@ -22,20 +24,8 @@ columns.satisfaction = { from = "CSAT", min = 1, max = 5 }
 "#;
 
 async fn count(store: &Store, sql: &str) -> String {
-    let batches = store
-        .query(
-            &[(Layer::Staging, "support_ticket"), (Layer::System, "quarantine")],
-            sql,
-        )
-        .await
-        .unwrap();
-    let text =
-        datafusion::arrow::compute::cast(batches[0].column(0), &datafusion::arrow::datatypes::DataType::Utf8).unwrap();
-    text.as_any()
-        .downcast_ref::<datafusion::arrow::array::StringArray>()
-        .unwrap()
-        .value(0)
-        .to_string()
+    let tables = [(Layer::Staging, "support_ticket"), (Layer::System, "quarantine")];
+    texts(store, &tables, sql).await.swap_remove(0)
 }
 
 #[tokio::test]
@@ -135,20 +125,9 @@ async fn a_delivery_retried_while_the_first_is_running_is_stored_once() {
         count(&store, "SELECT count(*) FROM staging.support_ticket").await,
         "2000"
     );
-    let raw = store
-        .query(
-            &[(Layer::Raw, "crm_ticket_webhook")],
-            "SELECT count(*) FROM raw.crm_ticket_webhook",
-        )
-        .await
-        .unwrap();
-    let raw =
-        datafusion::arrow::compute::cast(raw[0].column(0), &datafusion::arrow::datatypes::DataType::Utf8).unwrap();
+    let raw = [(Layer::Raw, "crm_ticket_webhook")];
     assert_eq!(
-        raw.as_any()
-            .downcast_ref::<datafusion::arrow::array::StringArray>()
-            .unwrap()
-            .value(0),
-        "2000"
+        texts(&store, &raw, "SELECT count(*) FROM raw.crm_ticket_webhook").await,
+        ["2000"]
     );
 }

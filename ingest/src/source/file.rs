@@ -335,7 +335,8 @@ impl RecordReader {
         let mut numbers = Vec::new();
         let mut malformed = Vec::new();
         // CSV fields go from the record straight into their columns, without a string each.
-        while numbers.len() < rows && matches!(self.inner, Inner::Csv { .. }) {
+        let csv = matches!(self.inner, Inner::Csv { .. });
+        while csv && numbers.len() < rows {
             let mut row = 0;
             match self.next_csv(&mut row, |i, text| fields[i].append_value(text))? {
                 Next::End => break,
@@ -343,7 +344,7 @@ impl RecordReader {
                 Next::Malformed(bad) => malformed.push(bad),
             }
         }
-        while numbers.len() < rows && !matches!(self.inner, Inner::Csv { .. }) {
+        while !csv && numbers.len() < rows {
             match self.next(buf)? {
                 Next::End => break,
                 Next::Record => {
@@ -705,7 +706,8 @@ fn record_line(
     record: &csv::ByteRecord,
     quote: u8,
 ) -> Option<u64> {
-    let end = reader.position().byte();
+    let position = reader.position();
+    let end = position.byte();
     let input = reader.get_ref();
     let last = input.byte_at(end.checked_sub(1)?)?;
     let inside = record.as_slice().iter().filter(|b| **b == b'\n').count() as u64;
@@ -715,7 +717,7 @@ fn record_line(
     let data_ends_in_lf = record.as_slice().last() == Some(&b'\n');
     let own_lf =
         last == b'\n' && (!data_ends_in_lf || end.checked_sub(2).and_then(|at| input.byte_at(at)) == Some(quote));
-    reader.position().line().checked_sub(inside + u64::from(own_lf))
+    position.line().checked_sub(inside + u64::from(own_lf))
 }
 
 /// A reader that keeps the bytes it handed over last (at least `2 * CSV_BUFFER_BYTES`), for
