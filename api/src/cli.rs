@@ -215,7 +215,8 @@ pub struct RefreshArgs {
 /// `tributary profile`.
 #[derive(Debug, Args)]
 pub struct ProfileArgs {
-    /// The customer: a customer_key, a CRM account id, an ERP customer number, an email or a name.
+    /// The customer: a customer_key (`key:17` for the key alone), a CRM account id, an ERP customer
+    /// number, an email or a name.
     pub customer: String,
     /// Output: sections of name and value, or JSON.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]

@@ -411,9 +411,10 @@ pub struct CustomerRefresh {
     pub matches: u64,
 }
 
-/// A stable non-negative key for a text id: FNV-1a, 63 bits. A customer's key is that of its first
-/// record's `source_system:customer_id`, so it keeps its key across refreshes while its records do;
-/// products are keyed by SKU the same way.
+/// A stable non-negative key for a text id: FNV-1a, 63 bits. Products are keyed by SKU and orders
+/// by order id this way, so a key is the same in every refresh without a table of keys given out.
+/// Customers are numbered instead (see [`assign_customer_keys`]): a cluster of records has no one
+/// id to hash that lasts.
 pub fn stable_key(anchor: &str) -> i64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     for b in anchor.bytes() {
@@ -421,6 +422,98 @@ pub fn stable_key(anchor: &str) -> i64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     (h >> 1) as i64
+}
+
+/// Where `core.customer`'s commit keeps the highest customer key ever issued, so that the key of a
+/// customer who is gone (records deleted, or merged into another) is never given to someone else.
+const HIGHEST_KEY: &str = "tributary.customer_key.highest";
+
+/// The customer keys the last refresh gave out: each source record's key and the highest key
+/// ever issued. Empty for a data directory whose customers were keyed by hash (before keys were
+/// numbered): they are numbered afresh, once, and the facts rebuilt with them.
+#[derive(Debug, Default)]
+pub struct IssuedKeys {
+    /// `(source_system, customer_id)` -> `customer_key`.
+    pub by_record: HashMap<(String, String), i64>,
+    /// No key at or below this is new.
+    pub highest: i64,
+}
+
+impl IssuedKeys {
+    async fn read(store: &crate::store::Store) -> Result<Self, crate::store::StoreError> {
+        use datafusion::arrow::array::{AsArray, Int64Array};
+        use datafusion::arrow::compute::cast;
+        use datafusion::arrow::datatypes::DataType;
+
+        use crate::layout::Layer;
+
+        let highest = store
+            .latest_commit(Layer::Core, "customer")
+            .await?
+            .and_then(|commit| commit.get(HIGHEST_KEY).and_then(serde_json::Value::as_i64));
+        let Some(mut highest) = highest else {
+            return Ok(Self::default());
+        };
+        if !store.exists(Layer::Core, "customer_source") {
+            return Ok(Self {
+                by_record: HashMap::new(),
+                highest,
+            });
+        }
+        let batches = store
+            .query(
+                &[(Layer::Core, "customer_source")],
+                "SELECT source_system, customer_id, customer_key FROM core.customer_source",
+            )
+            .await?;
+        let mut by_record = HashMap::new();
+        for batch in &batches {
+            let system = cast(batch.column(0), &DataType::Utf8).expect("casts to text");
+            let id = cast(batch.column(1), &DataType::Utf8).expect("casts to text");
+            let key = batch.column(2).as_any().downcast_ref::<Int64Array>().expect("integer");
+            for ((system, id), key) in system.as_string::<i32>().iter().zip(id.as_string::<i32>()).zip(key) {
+                if let (Some(system), Some(id), Some(key)) = (system, id, key) {
+                    by_record.insert((system.to_string(), id.to_string()), key);
+                    // Keys a refresh stopped before `core.customer` gave out (see below).
+                    highest = highest.max(key);
+                }
+            }
+        }
+        Ok(Self { by_record, highest })
+    }
+}
+
+/// A `customer_key` for each cluster (`members`: the record indices of each cluster, by cluster,
+/// in record order), and the highest key issued after this. Keys are numbers from 1: a grouping or
+/// join by customer then indexes an array by key instead of hashing a 64-bit value (see
+/// `partial_aggregate`'s slots), and an analyst can read them. A cluster keeps the key its records
+/// had, the first record's if they had several (two customers found to be one keep the older
+/// key of the first); a key is given to one cluster only (of two found in one customer, the first
+/// keeps it, the other gets a new one); a cluster of records never seen before gets the next number.
+pub fn assign_customer_keys(
+    records: &[CustomerRecord],
+    members: &std::collections::BTreeMap<usize, Vec<usize>>,
+    issued: &IssuedKeys,
+) -> (HashMap<usize, i64>, i64) {
+    let mut given = std::collections::HashSet::with_capacity(members.len());
+    let mut highest = issued.highest;
+    let mut key_of_cluster = HashMap::with_capacity(members.len());
+    for (&cluster, records_of_cluster) in members {
+        let kept = records_of_cluster.iter().find_map(|&i| {
+            let record = &records[i];
+            let key = issued
+                .by_record
+                .get(&(record.source_system.clone(), record.customer_id.clone()))?;
+            (!given.contains(key)).then_some(*key)
+        });
+        let key = kept.unwrap_or_else(|| {
+            highest += 1;
+            highest
+        });
+        given.insert(key);
+        key_of_cluster.insert(cluster, key);
+    }
+    (key_of_cluster, highest)
 }
 
 /// Rebuild `core.customer`, `core.customer_source` and `core.customer_match` from `staging.customer`.
@@ -507,16 +600,8 @@ pub async fn refresh_customers(
     for (i, c) in resolution.cluster.iter().enumerate() {
         members.entry(*c).or_default().push(i);
     }
-    let key_of_cluster: HashMap<usize, i64> = members
-        .iter()
-        .map(|(c, m)| {
-            let anchor = &records[m[0]];
-            (
-                *c,
-                stable_key(&format!("{}:{}", anchor.source_system, anchor.customer_id)),
-            )
-        })
-        .collect();
+    let issued = IssuedKeys::read(store).await?;
+    let (key_of_cluster, highest) = assign_customer_keys(&records, &members, &issued);
     let first = |m: &[usize], column: usize| -> Option<String> {
         let mut ordered: Vec<usize> = m.to_vec();
         ordered.sort_by_key(|&i| (records[i].source_system != "crm", i));
@@ -645,14 +730,18 @@ pub async fn refresh_customers(
         in_both,
         matches: evidence.num_rows() as u64,
     };
-    store
-        .replace(Layer::Core, "customer", vec![customer], metadata.clone())
-        .await?;
+    // `core.customer` last: its commit records the inputs, and a refresh that finds them unchanged
+    // skips identity, so the other two must be written by then.
     store
         .replace(Layer::Core, "customer_source", vec![source], metadata.clone())
         .await?;
     store
-        .replace(Layer::Core, "customer_match", vec![evidence], metadata)
+        .replace(Layer::Core, "customer_match", vec![evidence], metadata.clone())
+        .await?;
+    let mut customer_metadata = metadata;
+    customer_metadata.insert(HIGHEST_KEY.into(), highest.into());
+    store
+        .replace(Layer::Core, "customer", vec![customer], customer_metadata)
         .await?;
     Ok(refresh)
 }

@@ -602,8 +602,8 @@ const EMPTY_SLOT: u32 = u32::MAX;
 /// Groups by a lone integer column whose values lie close together (surrogate keys such as
 /// `customer_key`, day numbers): each value's group sits in an array at the value's offset from
 /// the smallest, so a row costs a subtraction and a load where DataFusion hashes the value and
-/// probes a table (ten million order lines by `order_date`: 137 ms against 187 ms). Not
-/// `customer_key`, a 64-bit hash: its values lie far too far apart.
+/// probes a table (ten million order lines by `order_date`: 137 ms against 187 ms), and
+/// `customer_key`, numbered from 1.
 /// Values spread wider than the groups warrant go to DataFusion (see [`Aggregation::aggregate`]).
 #[derive(Default)]
 struct DenseKeys {

@@ -89,14 +89,14 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     /// No customer has that key, id, email or name.
-    #[error("no customer matches {0:?} (give a customer_key, a CRM or ERP id, an email or a name)")]
+    #[error("no customer matches {0:?} (give a customer_key, key:customer_key, a CRM or ERP id, an email or a name)")]
     NotFound(String),
     /// More than one customer has that name.
     #[error("{query:?} matches {} customers: {}", .candidates.len(), .candidates.join("; "))]
     Ambiguous {
         /// What was asked.
         query: String,
-        /// `key name (crm id / erp id)` of each.
+        /// `key:customer_key name (crm id / erp id)` of each.
         candidates: Vec<String>,
     },
     /// The marts are missing or a query failed.
@@ -111,21 +111,30 @@ type ModelView = (&'static str, &'static str, &'static [(&'static str, &'static 
 pub type Profile = Map<String, Value>;
 
 /// The profile of the customer `who` is: a customer_key, a CRM account id, an ERP customer number,
-/// an email, or a name (exact, ignoring case).
+/// an email, or a name (exact, ignoring case). Keys are small numbers, as ERP customer numbers
+/// often are: `key:17` names customer_key 17 alone, where `17` may also be ERP customer 17.
 pub async fn profile(warehouse: &Warehouse, who: &str) -> Result<Profile, ProfileError> {
     let who = who.trim();
     let text = who.replace('\'', "''");
-    let by_key = who
-        .parse::<i64>()
-        .map(|k| format!("p.customer_key = {k} OR "))
-        .unwrap_or_default();
+    let only_key = who.strip_prefix("key:").and_then(|k| k.trim().parse::<i64>().ok());
+    let condition = match only_key {
+        Some(key) => format!("p.customer_key = {key}"),
+        None => {
+            let by_key = who
+                .parse::<i64>()
+                .map(|k| format!("p.customer_key = {k} OR "))
+                .unwrap_or_default();
+            format!(
+                "{by_key}p.crm_account_id = '{text}' OR p.erp_customer_id = '{text}' \
+                 OR lower(c.email) = lower('{text}') OR lower(p.name) = lower('{text}')"
+            )
+        }
+    };
     let rows = json(
         &warehouse
             .sql(&format!(
                 "SELECT p.* FROM marts.customer_7p p JOIN core.customer c ON c.customer_key = p.customer_key \
-                 WHERE {by_key}p.crm_account_id = '{text}' OR p.erp_customer_id = '{text}' \
-                 OR lower(c.email) = lower('{text}') OR lower(p.name) = lower('{text}') \
-                 ORDER BY p.customer_key LIMIT 20"
+                 WHERE {condition} ORDER BY p.customer_key LIMIT 20"
             ))
             .await?
             .batches,
@@ -140,7 +149,7 @@ pub async fn profile(warehouse: &Warehouse, who: &str) -> Result<Profile, Profil
                     .iter()
                     .map(|r| {
                         format!(
-                            "{} {} ({} / {})",
+                            "key:{} {} ({} / {})",
                             r.get("customer_key").unwrap_or(&Value::Null),
                             r.get("name").and_then(Value::as_str).unwrap_or(""),
                             r.get("crm_account_id").and_then(Value::as_str).unwrap_or("-"),
