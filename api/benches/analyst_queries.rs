@@ -2,9 +2,9 @@
 //! on the same Parquet files in the same run, printing each ratio. Target: nothing slower than
 //! DuckDB.
 //!
-//! `cargo bench -p tributary --bench analyst_queries [-- CUSTOMERS]`: by default 80,000 customers,
-//! about 10 million order lines. The company is generated, ingested and refreshed once into the
-//! target directory and reused by later runs. DuckDB comes from `tests/requirements.txt`,
+//! `cargo bench -p tributary --bench analyst_queries [-- CUSTOMERS] [queries | explain N]`: by
+//! default 80,000 customers, about 10 million order lines. The company is generated, ingested and
+//! refreshed once into the target directory and reused by later runs. DuckDB comes from `tests/requirements.txt`,
 //! installed into the same virtual environment the tests use.
 //!
 //! Both engines read the Parquet files of the same Delta table versions (DuckDB through a view per
@@ -91,7 +91,19 @@ const QUERIES: &[(&str, &str)] = &[
 ];
 
 fn main() {
-    let customers: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(80_000);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `explain N` names a query; any other number is the company's size.
+    let explain = args.iter().position(|a| a == "explain").map(|i| {
+        args.get(i + 1)
+            .and_then(|n| n.parse::<usize>().ok())
+            .expect("explain takes a query number")
+    });
+    let customers: u64 = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || args[i - 1] != "explain")
+        .find_map(|(_, a)| a.parse().ok())
+        .unwrap_or(80_000);
     let data = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("analyst-queries-{customers}"));
     let ready = data.join("ready");
     if !ready.exists() {
@@ -126,9 +138,43 @@ fn main() {
         data.display()
     );
 
+    // `-- explain N`: query N's plan with what each step took (`EXPLAIN ANALYZE`), then the query
+    // again and again for five seconds, for a profiler to watch; no DuckDB, no ratios.
+    if let Some(n) = explain {
+        let Some((name, sql)) = QUERIES.get(n.wrapping_sub(1)) else {
+            panic!("no query {n}: they are numbered 1 to {}", QUERIES.len());
+        };
+        let as_of = runtime
+            .block_on(warehouse.sql("SELECT MAX(order_date) FROM core.order_line"))
+            .expect("last order date");
+        let as_of = datafusion::arrow::util::display::array_value_to_string(as_of.batches[0].column(0), 0)
+            .expect("date as text");
+        let sql = sql.replace("{as_of}", &as_of);
+        let plan = runtime
+            .block_on(warehouse.sql(&format!("EXPLAIN ANALYZE {sql}")))
+            .expect(name);
+        println!(
+            "{name}\n{}",
+            datafusion::arrow::util::pretty::pretty_format_batches(&plan.batches).expect("plan as text")
+        );
+        let started = Instant::now();
+        let mut runs = 0;
+        while runs < 10 || started.elapsed().as_secs_f64() < 5.0 {
+            runtime
+                .block_on(warehouse.sql(&format!("-- run {runs}\n{sql}")))
+                .expect(name);
+            runs += 1;
+        }
+        println!(
+            "{runs} runs: {:.2} ms each",
+            started.elapsed().as_secs_f64() * 1000.0 / f64::from(runs)
+        );
+        return;
+    }
+
     // Our refresh of every mart, twice; the best counts. `-- queries` skips both engines' refresh
     // (for quick runs while working on queries; the figures it prints say so).
-    let queries_only = std::env::args().any(|a| a == "queries");
+    let queries_only = args.iter().any(|a| a == "queries");
     let mut ours_refresh = f64::MAX;
     // Each mart's best time over the attempts, to set beside DuckDB's per mart.
     let mut ours_marts: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
