@@ -413,7 +413,7 @@ pub struct CustomerRefresh {
 
 /// A stable non-negative key for a text id: FNV-1a, 63 bits. Products are keyed by SKU and orders
 /// by order id this way, so a key is the same in every refresh without a table of keys given out.
-/// Customers are numbered instead (see [`assign_customer_keys`]): a cluster of records has no one
+/// Customers are numbered instead (`assign_customer_keys`): a cluster of records has no one
 /// id to hash that lasts.
 pub fn stable_key(anchor: &str) -> i64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
@@ -430,13 +430,14 @@ const HIGHEST_KEY: &str = "tributary.customer_key.highest";
 
 /// The customer keys the last refresh gave out: each source record's key and the highest key
 /// ever issued. Empty for a data directory whose customers were keyed by hash (before keys were
-/// numbered): they are numbered afresh, once, and the facts rebuilt with them.
+/// numbered): the first refresh that resolves its customers again (after a change to
+/// `staging.customer`) numbers them all afresh, and the facts and marts are rebuilt with them.
 #[derive(Debug, Default)]
-pub struct IssuedKeys {
+struct IssuedKeys {
     /// `(source_system, customer_id)` -> `customer_key`.
-    pub by_record: HashMap<(String, String), i64>,
+    by_record: HashMap<(String, String), i64>,
     /// No key at or below this is new.
-    pub highest: i64,
+    highest: i64,
 }
 
 impl IssuedKeys {
@@ -490,7 +491,7 @@ impl IssuedKeys {
 /// had, the first record's if they had several (two customers found to be one keep the older
 /// key of the first); a key is given to one cluster only (of two found in one customer, the first
 /// keeps it, the other gets a new one); a cluster of records never seen before gets the next number.
-pub fn assign_customer_keys(
+fn assign_customer_keys(
     records: &[CustomerRecord],
     members: &std::collections::BTreeMap<usize, Vec<usize>>,
     issued: &IssuedKeys,
