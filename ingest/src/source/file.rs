@@ -864,6 +864,12 @@ mod tests {
 
     #[test]
     fn csv_rows_are_the_lines_records_begin_on() {
+        let first_chunk = |body: bytes::Bytes, rows: usize| {
+            RecordReader::from_bytes(Path::new("r.csv"), body, &FormatSpec::default(), &[])
+                .unwrap()
+                .next_chunk(&mut RecordBuf::default(), rows)
+                .unwrap()
+        };
         // CRLF line ends, blank lines, a quoted field over two lines, no newline at the end: the
         // csv crate's own record position is where its read began, which is none of these.
         for (body, rows) in [
@@ -876,14 +882,7 @@ mod tests {
             // A quote left open at the end: the record runs to the end of the input.
             (b"a,b\n1,\"x\n", vec![2]),
         ] {
-            let mut reader = RecordReader::from_bytes(
-                Path::new("r.csv"),
-                bytes::Bytes::from_static(body),
-                &FormatSpec::default(),
-                &[],
-            )
-            .unwrap();
-            let chunk = reader.next_chunk(&mut RecordBuf::default(), 100).unwrap();
+            let chunk = first_chunk(bytes::Bytes::from_static(body), 100);
             assert_eq!(chunk.rows, rows, "{:?}", String::from_utf8_lossy(body));
             assert!(chunk.malformed.is_empty(), "{:?}", chunk.malformed);
         }
@@ -893,14 +892,7 @@ mod tests {
             long.push_str(&format!("{i},\"x\r\ny\"\r\n"));
         }
         assert!(long.len() > 32 * CSV_BUFFER_BYTES, "the kept bytes move on");
-        let mut reader = RecordReader::from_bytes(
-            Path::new("r.csv"),
-            bytes::Bytes::from(long),
-            &FormatSpec::default(),
-            &[],
-        )
-        .unwrap();
-        let chunk = reader.next_chunk(&mut RecordBuf::default(), 200_000).unwrap();
+        let chunk = first_chunk(bytes::Bytes::from(long), 200_000);
         assert_eq!(chunk.rows.len(), 150_000);
         assert!(chunk.rows.iter().enumerate().all(|(i, row)| *row == 2 + 2 * i as u64));
     }
