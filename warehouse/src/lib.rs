@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod calendar;
+mod delta_scan;
 pub mod eager_aggregation;
 pub mod engine;
 pub mod entity;

@@ -222,7 +222,15 @@ impl Store {
                     .build(),
             )
         });
-        table.table_provider().with_session(session.clone()).await
+        let delta_rs = table.table_provider().with_session(session.clone()).await?;
+        // Plain tables (all of ours) are read by DataFusion's Parquet scan over the snapshot's
+        // files, which costs less per query; see `delta_scan`.
+        Ok(
+            match crate::delta_scan::DeltaParquetTable::try_new(table, delta_rs.schema()) {
+                Some(plain) => Arc::new(plain),
+                None => delta_rs,
+            },
+        )
     }
 
     /// Join small tables by one shared hash table (CollectLeft) instead of repartitioning both
