@@ -134,22 +134,21 @@ impl DeltaParquetTable {
         })
     }
 
-    fn partition_names(&self) -> Vec<&str> {
-        self.scan_schema
+    /// Whether `filter` names partition columns only, so that it picks whole files exactly: the
+    /// one test behind both the pushdown the planner is promised and the files the scan keeps.
+    fn picks_files(&self, filter: &Expr) -> bool {
+        let names: Vec<&str> = self
+            .scan_schema
             .table_partition_cols()
             .iter()
             .map(|f| f.name().as_str())
-            .collect()
+            .collect();
+        !names.is_empty() && expr_applicable_for_cols(&names, filter) && !filter.is_volatile()
     }
 
     /// The files whose partition values pass every filter that names partition columns only.
     fn files_passing(&self, state: &dyn Session, filters: &[Expr]) -> Result<Vec<DataFile>> {
-        let names = self.partition_names();
-        let on_partitions: Vec<Expr> = filters
-            .iter()
-            .filter(|f| !names.is_empty() && expr_applicable_for_cols(&names, f) && !f.is_volatile())
-            .cloned()
-            .collect();
+        let on_partitions: Vec<Expr> = filters.iter().filter(|f| self.picks_files(f)).cloned().collect();
         let Some(predicate) = conjunction(on_partitions) else {
             return Ok(self.files.clone());
         };
@@ -249,13 +248,12 @@ impl TableProvider for DeltaParquetTable {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
-        let names = self.partition_names();
         Ok(filters
             .iter()
             .map(|f| {
                 // Filters on partition columns alone pick whole files, exactly; the rest prune
                 // row groups by their statistics and are applied again above the scan.
-                if !names.is_empty() && expr_applicable_for_cols(&names, f) && !f.is_volatile() {
+                if self.picks_files(f) {
                     TableProviderFilterPushDown::Exact
                 } else {
                     TableProviderFilterPushDown::Inexact
@@ -272,9 +270,10 @@ impl TableProvider for DeltaParquetTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let runtime = state.runtime_env();
-        if runtime.object_store(&self.store_url).is_err() {
+        let store = runtime.object_store(&self.store_url).unwrap_or_else(|_| {
             runtime.register_object_store(self.store_url.as_ref(), self.store.clone());
-        }
+            self.store.clone()
+        });
         let files = self.files_passing(state, filters)?;
         let columns: Vec<usize> = match projection {
             Some(columns) => columns.clone(),
@@ -293,10 +292,7 @@ impl TableProvider for DeltaParquetTable {
             ..TableParquetOptions::default()
         };
         options.global.pushdown_filters = false;
-        let reader = CachedParquetFileReaderFactory::new(
-            runtime.object_store(&self.store_url)?,
-            runtime.cache_manager.get_file_metadata_cache(),
-        );
+        let reader = CachedParquetFileReaderFactory::new(store, runtime.cache_manager.get_file_metadata_cache());
         let source = ParquetSource::new(self.scan_schema.clone())
             .with_table_parquet_options(options)
             .with_parquet_file_reader_factory(Arc::new(reader));
