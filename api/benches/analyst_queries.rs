@@ -2,8 +2,9 @@
 //! on the same Parquet files in the same run, printing each ratio. Target: nothing slower than
 //! DuckDB.
 //!
-//! `cargo bench -p tributary --bench analyst_queries [-- CUSTOMERS] [queries | explain N]`: by
-//! default 80,000 customers, about 10 million order lines. The company is generated, ingested and
+//! `cargo bench -p tributary --bench analyst_queries [-- CUSTOMERS] [queries | explain N]
+//! [compression=CODEC]`: by default 80,000 customers, about 10 million order lines, written with
+//! the default codec of `[storage] parquet_compression`. The company is generated, ingested and
 //! refreshed once into the target directory and reused by later runs. DuckDB comes from `tests/requirements.txt`,
 //! installed into the same virtual environment the tests use.
 //!
@@ -23,6 +24,7 @@ use tributary_warehouse::engine::Warehouse;
 use tributary_warehouse::layout::{DataDir, Layer};
 use tributary_warehouse::limits::QueryLimits;
 use tributary_warehouse::refresh::{MARTS, MartParams, Rebuild, refresh, refresh_with, render};
+use tributary_warehouse::store::{ParquetCompression, StorageOptions};
 
 #[path = "../../tests/python.rs"]
 mod python_env;
@@ -104,7 +106,17 @@ fn main() {
         .filter(|(i, _)| *i == 0 || args[i - 1] != "explain")
         .find_map(|(_, a)| a.parse().ok())
         .unwrap_or(80_000);
-    let data = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("analyst-queries-{customers}"));
+    // `compression=snappy` (or zstd, uncompressed; lz4_raw by default): the company's tables
+    // written with that codec, in a data directory of their own; both engines read those files.
+    let compression: ParquetCompression = args
+        .iter()
+        .find_map(|a| a.strip_prefix("compression="))
+        .map(|name| serde_json::from_value(serde_json::Value::String(name.into())).expect("a codec of [storage]"))
+        .unwrap_or_default();
+    let data = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "analyst-queries-{customers}-{}",
+        serde_json::json!(compression).as_str().expect("a codec's name")
+    ));
     let ready = data.join("ready");
     if !ready.exists() {
         // A half-built company from an interrupted run: start over. (Before the warehouse is
@@ -122,7 +134,11 @@ fn main() {
         max_result_rows: 10_000_000,
         ..QueryLimits::default()
     };
-    let warehouse = Warehouse::new(DataDir::new(&data), limits).expect("warehouse");
+    let warehouse = Warehouse::new(DataDir::new(&data), limits)
+        .expect("warehouse")
+        .with_storage(StorageOptions {
+            parquet_compression: compression,
+        });
     let params = MartParams::default();
     if !ready.exists() {
         build_company(&runtime, &warehouse, &data, customers, &params);

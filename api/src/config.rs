@@ -10,8 +10,11 @@ use tributary_ingest::sample_company::SampleOptions;
 use tributary_models::churn::ChurnOptions;
 use tributary_models::demand::DemandOptions;
 use tributary_models::jobs::LifetimeOptions;
+use tributary_warehouse::engine::{QueryError, Warehouse};
+use tributary_warehouse::layout::DataDir;
 use tributary_warehouse::limits::QueryLimits;
 use tributary_warehouse::refresh::MartParams;
+use tributary_warehouse::store::{StorageOptions, Store};
 
 /// The built-in configuration, which documents every key.
 pub const DEFAULT_TOML: &str = include_str!("../tributary.toml");
@@ -37,6 +40,9 @@ pub struct Config {
     pub jobs: crate::jobs::JobSettings,
     /// Query limits for every caller.
     pub limits: QueryLimits,
+    /// How tables are written.
+    #[serde(default)]
+    pub storage: StorageOptions,
     /// The sample company built by `demo`.
     pub sample: SampleOptions,
     /// Ingest settings.
@@ -254,6 +260,16 @@ impl Config {
         Ok(config)
     }
 
+    /// The tables of the data directory, written as `[storage]` says.
+    pub fn store(&self) -> Store {
+        Store::new(DataDir::new(&self.data_dir)).with_options(self.storage)
+    }
+
+    /// The warehouse of the data directory, with the configured limits and storage.
+    pub fn warehouse(&self) -> Result<Warehouse, QueryError> {
+        Ok(Warehouse::new(DataDir::new(&self.data_dir), self.limits.clone())?.with_storage(self.storage))
+    }
+
     /// The pipelines in force: the built-in ones (unless turned off), then the configured ones.
     pub fn pipelines(&self) -> Result<Pipelines, tributary_ingest::pipeline::PipelineError> {
         let mut all = if self.ingest.sample_pipelines {
@@ -379,6 +395,7 @@ mod tests {
         assert_eq!(config.pg.addr.port(), 5433);
         assert_eq!(config.limits, QueryLimits::default());
         assert_eq!(config.sample, SampleOptions::default());
+        assert_eq!(config.storage, StorageOptions::default());
     }
 
     #[test]
@@ -391,6 +408,7 @@ mod tests {
             env(&[
                 ("TRIBUTARY_LIMITS__MEMORY_MB", "4096"),
                 ("TRIBUTARY_HTTP__ADDR", "127.0.0.1:9000"),
+                ("TRIBUTARY_STORAGE__PARQUET_COMPRESSION", "snappy"),
                 ("TRIBUTARY_LOG", "debug"),
                 ("OTHER", "x"),
             ]),
@@ -404,6 +422,10 @@ mod tests {
         );
         assert_eq!(config.http.addr.port(), 9000);
         assert_eq!(config.sources[0].kind, SourceKind::Postgres);
+        assert_eq!(
+            config.store().options().parquet_compression,
+            tributary_warehouse::store::ParquetCompression::Snappy
+        );
     }
 
     #[test]
@@ -429,6 +451,16 @@ mod tests {
         std::fs::write(&file, "[sample]\nyears = 0\n").unwrap();
         let err = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
         assert!(err.contains("bad.toml") && err.contains("sample.years"), "{err}");
+
+        let err = Config::load(None, env(&[("TRIBUTARY_STORAGE__PARQUET_COMPRESSION", "lzo")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("TRIBUTARY_STORAGE__PARQUET_COMPRESSION")
+                && err.contains("`storage.parquet_compression`")
+                && err.contains("lz4_raw"),
+            "{err}"
+        );
 
         let err = Config::load(None, env(&[("TRIBUTARY_HTTP__ADDR", "nowhere")]))
             .unwrap_err()

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tributary_ingest::batch::{BatchReport, BatchStatus};
 use tributary_ingest::run::{self, Pipelines, RunReport};
 use tributary_ingest::source::database::{Database, DatabaseKind};
-use tributary_warehouse::layout::{DataDir, Layer};
+use tributary_warehouse::layout::Layer;
 use tributary_warehouse::store::Store;
 
 use crate::cli::{IngestArgs, MaintainArgs, OutputFormat};
@@ -27,7 +27,7 @@ fn progress_bar() -> ProgressBar {
 
 /// `tributary ingest`.
 pub async fn ingest(config: &Config, args: IngestArgs) -> anyhow::Result<()> {
-    let store = Store::new(DataDir::new(&config.data_dir));
+    let store = config.store();
     let pipelines = config.pipelines()?;
     if let Some(table) = &args.table {
         let Some(file) = &args.from else {
@@ -241,7 +241,7 @@ fn tables(store: &Store, named: &[String]) -> anyhow::Result<Vec<(Layer, String)
 
 /// `tributary optimize`.
 pub async fn optimize(config: &Config, args: MaintainArgs) -> anyhow::Result<()> {
-    let store = Store::new(DataDir::new(&config.data_dir));
+    let store = config.store();
     for (layer, name) in tables(&store, &args.tables)? {
         let done = store.optimize(layer, &name).await?;
         println!(
@@ -254,7 +254,7 @@ pub async fn optimize(config: &Config, args: MaintainArgs) -> anyhow::Result<()>
 
 /// `tributary vacuum`.
 pub async fn vacuum(config: &Config, args: MaintainArgs) -> anyhow::Result<()> {
-    let store = Store::new(DataDir::new(&config.data_dir));
+    let store = config.store();
     for (layer, name) in tables(&store, &args.tables)? {
         let deleted = store.vacuum(layer, &name, args.retain_hours).await?;
         println!("{layer}.{name}: {deleted} unreferenced files deleted");

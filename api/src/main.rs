@@ -75,9 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// `tributary jobs list|run`.
 async fn jobs_command(config: Config, args: cli::JobsArgs) -> anyhow::Result<()> {
-    use tributary_warehouse::engine::Warehouse;
-    use tributary_warehouse::layout::DataDir;
-    let warehouse = Warehouse::new(DataDir::new(&config.data_dir), config.limits.clone())?;
+    let warehouse = config.warehouse()?;
     let runner = jobs::JobRunner::new(std::sync::Arc::new(config), warehouse);
     match args.action {
         cli::JobsAction::List { format } => {

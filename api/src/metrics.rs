@@ -2,8 +2,6 @@
 //! metrics API and the dashboards use.
 
 use anyhow::{Context, bail};
-use tributary_warehouse::engine::Warehouse;
-use tributary_warehouse::layout::DataDir;
 use tributary_warehouse::semantic::{DIMENSIONS, Filter, Grain, MEASURES, MetricQuery, RATIOS, plan, query_metrics};
 
 use crate::cli::{GrainArg, MetricsArgs};
@@ -59,7 +57,7 @@ pub async fn metrics(config: &Config, args: MetricsArgs) -> anyhow::Result<()> {
         order_by: args.order_by.clone(),
         limit: args.limit,
     };
-    let warehouse = Warehouse::new(DataDir::new(&config.data_dir), config.limits.clone())?;
+    let warehouse = config.warehouse()?;
     if args.explain {
         let (sql, sources) = plan(&query)?;
         eprintln!("-- reads {}", sources.join(", "));

@@ -16,7 +16,7 @@ use crate::cli::{
 use crate::config::Config;
 
 fn warehouse(config: &Config) -> anyhow::Result<Warehouse> {
-    Ok(Warehouse::new(DataDir::new(&config.data_dir), config.limits.clone())?)
+    Ok(config.warehouse()?)
 }
 
 /// Today, the run date of jobs started by hand.

@@ -2,15 +2,13 @@
 //! serves it with.
 
 use serde_json::Value;
-use tributary_warehouse::engine::Warehouse;
-use tributary_warehouse::layout::DataDir;
 
 use crate::cli::{OutputFormat, ProfileArgs};
 use crate::config::Config;
 
 /// Print the profile, one section per P.
 pub async fn profile(config: &Config, args: ProfileArgs) -> anyhow::Result<()> {
-    let warehouse = Warehouse::new(DataDir::new(&config.data_dir), config.limits.clone())?;
+    let warehouse = config.warehouse()?;
     let profile = tributary_warehouse::profile::profile(&warehouse, &args.customer).await?;
     match args.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&profile)?),

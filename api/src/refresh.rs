@@ -3,8 +3,6 @@
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use tributary_warehouse::engine::Warehouse;
-use tributary_warehouse::layout::DataDir;
 use tributary_warehouse::refresh::RefreshReport;
 
 use crate::cli::OutputFormat;
@@ -13,7 +11,7 @@ use crate::config::Config;
 /// Bring `core` and `marts` up to date with staging; a line per rebuilt table for people, nothing
 /// printed otherwise (the caller prints the returned report).
 pub async fn refresh_core(config: &Config, format: OutputFormat) -> anyhow::Result<RefreshReport> {
-    let warehouse = Warehouse::new(DataDir::new(&config.data_dir), config.limits.clone())?;
+    let warehouse = config.warehouse()?;
     let spinner = ProgressBar::new_spinner();
     if format == OutputFormat::Table {
         spinner.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"));

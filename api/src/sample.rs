@@ -79,7 +79,7 @@ pub async fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         "Ingesting into Delta tables under {}",
         absolute(&data_dir.root().join("tables"))
     );
-    let store = tributary_warehouse::store::Store::new(data_dir.clone());
+    let store = config.store();
     let pipelines = config.pipelines()?;
     let run = crate::ingest::ingest_once(config, &store, &pipelines, None).await?;
     crate::ingest::print_report(&run, crate::cli::OutputFormat::Table)?;
@@ -104,7 +104,7 @@ pub async fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("    (schemas raw, staging, core, marts, system; rejected rows are in system.quarantine)");
     // The best customer, so the profile hint works as printed.
-    let warehouse = tributary_warehouse::engine::Warehouse::new(data_dir.clone(), config.limits.clone())?;
+    let warehouse = config.warehouse()?;
     let best = warehouse
         .sql("SELECT CAST(customer_key AS VARCHAR) FROM marts.customer_7p ORDER BY net_sales DESC NULLS LAST LIMIT 1")
         .await?;

@@ -6,14 +6,13 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::Context;
 use datafusion::arrow::record_batch::RecordBatch;
 use tributary_warehouse::engine::{QueryResult, Warehouse};
-use tributary_warehouse::layout::DataDir;
 
 use crate::cli::{SqlArgs, SqlFormat};
 use crate::config::Config;
 
 /// `tributary sql`.
 pub async fn sql(config: &Config, args: SqlArgs) -> anyhow::Result<()> {
-    let warehouse = Warehouse::new(DataDir::new(&config.data_dir), config.limits.clone())?;
+    let warehouse = config.warehouse()?;
     match &args.query {
         Some(query) => {
             let result = warehouse.sql(query).await?;

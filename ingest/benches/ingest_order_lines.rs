@@ -1,8 +1,9 @@
 //! CSV of order lines to the conformed Delta table (`staging.order_line`, plus `raw`), in rows per
 //! second, beside DuckDB's CSV to Parquet `COPY` of the same file in the same run.
 //!
-//! `cargo bench -p tributary-ingest --bench ingest_order_lines [-- CUSTOMERS]` (default 20,000
-//! customers: about 2.6 million order lines). DuckDB comes from `tests/requirements.txt`, installed
+//! `cargo bench -p tributary-ingest --bench ingest_order_lines [-- CUSTOMERS] [compression=CODEC]`
+//! (default 20,000 customers: about 2.6 million order lines; our codec by default that of
+//! `[storage] parquet_compression`). DuckDB comes from `tests/requirements.txt`, installed
 //! into the virtual environment the tests use (made on first use); when it cannot run, the
 //! benchmark says so and prints no ratio. Target: at least DuckDB's throughput.
 //!
@@ -17,16 +18,22 @@ use std::time::Instant;
 use tributary_ingest::run::{self, Pipelines};
 use tributary_ingest::sample_company::{SampleOptions, generate};
 use tributary_warehouse::layout::DataDir;
-use tributary_warehouse::store::Store;
+use tributary_warehouse::store::{ParquetCompression, StorageOptions, Store};
 
 #[path = "../../tests/python.rs"]
 mod python_env;
 
 fn main() {
-    let customers = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(20_000u64);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let customers = args.iter().find_map(|a| a.parse().ok()).unwrap_or(20_000u64);
+    // `compression=snappy` (or zstd, uncompressed; lz4_raw by default): our tables written with
+    // that codec (DuckDB writes Snappy, its default, either way).
+    let compression: ParquetCompression = args
+        .iter()
+        .find_map(|a| a.strip_prefix("compression="))
+        .map(|name| serde_json::from_value(serde_json::Value::String(name.into())).expect("a codec of [storage]"))
+        .unwrap_or_default();
+    println!("our codec: {}", serde_json::json!(compression));
     let work = tempfile::tempdir().expect("temporary directory");
     let exports = work.path().join("exports");
     let options = SampleOptions {
@@ -48,7 +55,9 @@ fn main() {
     let mut best = f64::MAX;
     for attempt in 1..=3 {
         let data = work.path().join(format!("data{attempt}"));
-        let store = Store::new(DataDir::new(&data));
+        let store = Store::new(DataDir::new(&data)).with_options(StorageOptions {
+            parquet_compression: compression,
+        });
         // Customers, products and orders first (untimed): the order lines' references are checked
         // against orders and products, and the orders' against customers.
         for name in ["erp_customers", "erp_products", "erp_sales_orders"] {

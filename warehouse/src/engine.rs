@@ -253,6 +253,12 @@ impl Warehouse {
         })
     }
 
+    /// Write tables (refreshes, model outputs, the query log) as `options` say.
+    pub fn with_storage(mut self, options: crate::store::StorageOptions) -> Self {
+        self.store = self.store.with_options(options);
+        self
+    }
+
     /// Record every query run through [`Warehouse::query`] in `system.query_log`.
     pub fn with_query_log(mut self, log: QueryLog) -> Self {
         self.query_log = Some(log);

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use tributary_warehouse::engine::Warehouse;
 use tributary_warehouse::layout::DataDir;
 use tributary_warehouse::query_log::QueryLog;
 
@@ -49,7 +48,7 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let data_dir = DataDir::new(&config.data_dir);
-    let warehouse = Warehouse::new(data_dir.clone(), config.limits.clone())?;
+    let warehouse = config.warehouse()?;
     let query_log = QueryLog::start(warehouse.store().clone());
     let warehouse = warehouse.with_query_log(query_log.clone());
     let config = Arc::new(config);
