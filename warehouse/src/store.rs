@@ -85,8 +85,8 @@ pub enum ParquetCompression {
     /// `LZ4_RAW` (Spark before 3.4, say) need.
     Snappy,
     /// LZ4 in the raw block format (Parquet's `LZ4_RAW`, not the older framed `LZ4`): ours by
-    /// default, since the analyst queries read it 4-13% faster than Snappy from files of the same
-    /// size (README, Measured).
+    /// default, since five of the ten analyst queries read it 5-12% faster than Snappy (the
+    /// others as fast) from files of the same size (README, Measured).
     #[default]
     Lz4Raw,
     /// Zstandard (level 1): the smallest files, the slowest to read back.
