@@ -111,12 +111,9 @@ fn main() {
     let compression: ParquetCompression = args
         .iter()
         .find_map(|a| a.strip_prefix("compression="))
-        .map(|name| serde_json::from_value(serde_json::Value::String(name.into())).expect("a codec of [storage]"))
+        .map(|name| name.parse().expect("a codec of [storage]"))
         .unwrap_or_default();
-    let data = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "analyst-queries-{customers}-{}",
-        serde_json::json!(compression).as_str().expect("a codec's name")
-    ));
+    let data = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("analyst-queries-{customers}-{compression}"));
     let ready = data.join("ready");
     if !ready.exists() {
         // A half-built company from an interrupted run: start over. (Before the warehouse is

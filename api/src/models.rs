@@ -6,7 +6,6 @@ use chrono::NaiveDate;
 use tributary_models::churn::{self, ChurnModel, Rows, Window};
 use tributary_models::jobs::{self, JobOutcome};
 use tributary_models::registry;
-use tributary_warehouse::engine::Warehouse;
 use tributary_warehouse::layout::DataDir;
 
 use crate::cli::{
@@ -14,10 +13,6 @@ use crate::cli::{
     TrainWhat,
 };
 use crate::config::Config;
-
-fn warehouse(config: &Config) -> anyhow::Result<Warehouse> {
-    Ok(config.warehouse()?)
-}
 
 /// Today, the run date of jobs started by hand.
 fn today() -> NaiveDate {
@@ -31,7 +26,7 @@ fn figure(v: Option<f64>) -> String {
 /// The model jobs `demo` runs after the refresh: churn, lifetime value, sales and demand
 /// forecasts, each with a line of what it found.
 pub async fn run_model_jobs(config: &Config) -> anyhow::Result<()> {
-    let warehouse = warehouse(config)?;
+    let warehouse = config.warehouse()?;
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"));
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
@@ -87,7 +82,7 @@ pub async fn train(config: &Config, args: TrainArgs) -> anyhow::Result<()> {
 }
 
 async fn train_churn(config: &Config, args: ChurnTrainArgs) -> anyhow::Result<()> {
-    let warehouse = warehouse(config)?;
+    let warehouse = config.warehouse()?;
     let mut options = config.churn.clone();
     if let Some(days) = args.horizon_days {
         options.horizon_days = days;
@@ -161,7 +156,7 @@ async fn train_churn(config: &Config, args: ChurnTrainArgs) -> anyhow::Result<()
 }
 
 async fn train_lifetime(config: &Config, args: LifetimeArgs) -> anyhow::Result<()> {
-    let warehouse = warehouse(config)?;
+    let warehouse = config.warehouse()?;
     let mut options = config.lifetime.clone();
     if let Some(unit) = args.unit {
         options.unit = unit;
@@ -175,7 +170,7 @@ async fn train_lifetime(config: &Config, args: LifetimeArgs) -> anyhow::Result<(
 
 /// `tributary score churn`: today's customers with a stored model.
 pub async fn score(config: &Config, args: ScoreArgs) -> anyhow::Result<()> {
-    let warehouse = warehouse(config)?;
+    let warehouse = config.warehouse()?;
     let (entry, model): (registry::Entry, ChurnModel) =
         registry::load(warehouse.store().dir(), "churn", args.model_version)?;
     let as_of = match config.churn.as_of {
@@ -213,7 +208,7 @@ pub async fn score(config: &Config, args: ScoreArgs) -> anyhow::Result<()> {
 
 /// `tributary forecast sales|demand` or `tributary forecast --sql ...`.
 pub async fn forecast(config: &Config, args: ForecastArgs) -> anyhow::Result<()> {
-    let warehouse = warehouse(config)?;
+    let warehouse = config.warehouse()?;
     if let Some(sql) = &args.sql {
         if args.target.is_some() {
             anyhow::bail!("give either sales|demand or --sql, not both");

@@ -31,9 +31,9 @@ fn main() {
     let compression: ParquetCompression = args
         .iter()
         .find_map(|a| a.strip_prefix("compression="))
-        .map(|name| serde_json::from_value(serde_json::Value::String(name.into())).expect("a codec of [storage]"))
+        .map(|name| name.parse().expect("a codec of [storage]"))
         .unwrap_or_default();
-    println!("our codec: {}", serde_json::json!(compression));
+    println!("our codec: {compression}");
     let work = tempfile::tempdir().expect("temporary directory");
     let exports = work.path().join("exports");
     let options = SampleOptions {

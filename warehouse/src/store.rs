@@ -104,6 +104,33 @@ impl ParquetCompression {
             Self::Uncompressed => Compression::UNCOMPRESSED,
         }
     }
+
+    /// The name `[storage] parquet_compression` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Snappy => "snappy",
+            Self::Lz4Raw => "lz4_raw",
+            Self::Zstd => "zstd",
+            Self::Uncompressed => "uncompressed",
+        }
+    }
+}
+
+impl std::fmt::Display for ParquetCompression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ParquetCompression {
+    type Err = serde::de::value::Error;
+
+    /// By its name in the configuration (the same parser, so the same names and message).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        use serde::Deserialize;
+        use serde::de::IntoDeserializer;
+        Self::deserialize(name.into_deserializer())
+    }
 }
 
 /// `[storage]`: how tables are written.
@@ -913,6 +940,17 @@ mod tests {
             serde_json::from_value(serde_json::json!({ "parquet_compression": "snappy" })).unwrap();
         assert_eq!(options.parquet_compression, ParquetCompression::Snappy);
         assert!(serde_json::from_value::<StorageOptions>(serde_json::json!({ "parquet_compression": "lzo" })).is_err());
+        // The benches' arguments take the same names.
+        for codec in [
+            ParquetCompression::Snappy,
+            ParquetCompression::Lz4Raw,
+            ParquetCompression::Zstd,
+            ParquetCompression::Uncompressed,
+        ] {
+            assert_eq!(codec.name().parse::<ParquetCompression>().unwrap(), codec);
+            assert_eq!(serde_json::json!(codec), codec.name());
+        }
+        assert!("lzo".parse::<ParquetCompression>().is_err());
     }
 
     #[tokio::test]
