@@ -15,6 +15,9 @@ extensions_options! {
         pub eager_aggregation: bool, default = true
         /// Partial aggregations keyed by one word per group column (`partial_aggregate`).
         pub partial_aggregation: bool, default = true
+        /// The final phase of the grouping behind a single `COUNT(DISTINCT ..)` folded into the
+        /// partial phase above it (`partial_aggregate`, `PartialAggregateExec::try_fuse`).
+        pub distinct_aggregation: bool, default = true
     }
 }
 
@@ -81,7 +84,11 @@ mod tests {
         let variables: Vec<String> = PlannerOptions::variables().into_iter().map(|(_, v)| v).collect();
         assert_eq!(
             variables,
-            ["TRIBUTARY_EAGER_AGGREGATION", "TRIBUTARY_PARTIAL_AGGREGATION"]
+            [
+                "TRIBUTARY_EAGER_AGGREGATION",
+                "TRIBUTARY_PARTIAL_AGGREGATION",
+                "TRIBUTARY_DISTINCT_AGGREGATION"
+            ]
         );
     }
 }
