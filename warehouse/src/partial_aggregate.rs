@@ -461,27 +461,20 @@ impl ExecutionPlan for PartialAggregateExec {
     #[allow(deprecated)]
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
         // Rebuild the replaced plans over the new input and replace them again.
-        let (aggregate, rebuilt) = match &self.distinct {
-            Some(distinct) => {
-                let inner = distinct.inner.clone().with_new_children(children)?;
-                let aggregate = self.aggregate.clone().with_new_children(vec![inner])?;
-                let rebuilt = aggregate
-                    .downcast_ref::<AggregateExec>()
-                    .map(|a| PartialAggregateExec::try_fuse(a, aggregate.clone()))
-                    .transpose()?
-                    .flatten();
-                (aggregate, rebuilt)
-            }
-            None => {
-                let aggregate = self.aggregate.clone().with_new_children(children)?;
-                let rebuilt = aggregate
-                    .downcast_ref::<AggregateExec>()
-                    .map(|a| PartialAggregateExec::try_new(a, aggregate.clone()))
-                    .transpose()?
-                    .flatten();
-                (aggregate, rebuilt)
-            }
+        type Replace = fn(&AggregateExec, Arc<dyn ExecutionPlan>) -> Result<Option<PartialAggregateExec>>;
+        let (input, replace): (_, Replace) = match &self.distinct {
+            Some(distinct) => (
+                vec![distinct.inner.clone().with_new_children(children)?],
+                PartialAggregateExec::try_fuse,
+            ),
+            None => (children, PartialAggregateExec::try_new),
         };
+        let aggregate = self.aggregate.clone().with_new_children(input)?;
+        let rebuilt = aggregate
+            .downcast_ref::<AggregateExec>()
+            .map(|a| replace(a, aggregate.clone()))
+            .transpose()?
+            .flatten();
         Ok(match rebuilt {
             Some(exec) => Arc::new(exec),
             None => aggregate,
