@@ -18,6 +18,10 @@ extensions_options! {
         /// The final phase of the grouping behind a single `COUNT(DISTINCT ..)` folded into the
         /// partial phase above it (`partial_aggregate`, `PartialAggregateExec::try_fuse`).
         pub distinct_aggregation: bool, default = true
+        /// The filter right below a partial aggregation applied by the aggregation, the rows it
+        /// rejects grouped apart and dropped, instead of copying the passing rows out
+        /// (`partial_aggregate`, `FusedFilter`).
+        pub filtered_aggregation: bool, default = true
     }
 }
 
@@ -87,7 +91,8 @@ mod tests {
             [
                 "TRIBUTARY_EAGER_AGGREGATION",
                 "TRIBUTARY_PARTIAL_AGGREGATION",
-                "TRIBUTARY_DISTINCT_AGGREGATION"
+                "TRIBUTARY_DISTINCT_AGGREGATION",
+                "TRIBUTARY_FILTERED_AGGREGATION"
             ]
         );
     }
