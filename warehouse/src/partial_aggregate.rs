@@ -563,7 +563,12 @@ impl ExecutionPlan for PartialAggregateExec {
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        self.aggregate.apply_expressions(f)
+        // The replaced aggregation's expressions, and the predicate of the filter it applies.
+        let recursion = self.aggregate.apply_expressions(f)?;
+        match &self.filter {
+            Some(filter) if recursion == TreeNodeRecursion::Continue => f(&filter.predicate),
+            _ => Ok(recursion),
+        }
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
