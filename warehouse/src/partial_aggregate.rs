@@ -96,7 +96,7 @@ const PROBE_ROWS: usize = 8_192;
 const HANDOVER_RATIO: f64 = 1.0 / 16.0;
 
 /// Runs of equal keys per row at or below which a partition with many groups aggregates each run
-/// of adjacent rows with equal keys instead of handing over (see [`Aggregation::group_runs`]).
+/// of adjacent rows with equal keys instead of handing over (see [`group_runs`]).
 const RUN_RATIO: f64 = 1.0 / 2.0;
 
 /// The group of the rows a fused filter rejects (see [`FusedFilter`]), never emitted.
@@ -1366,8 +1366,8 @@ impl Aggregation {
     /// Aggregates one batch; false, having changed nothing, when its values are for DataFusion
     /// (a dense key's too far apart).
     fn aggregate(&mut self, input: &RecordBatch) -> Result<bool> {
-        let rows = input.num_rows();
-        if rows == 0 {
+        let input_rows = input.num_rows();
+        if input_rows == 0 {
             return Ok(true);
         }
         let (passing, batch) = match &self.filter {
@@ -1375,19 +1375,24 @@ impl Aggregation {
                 let (passing, batch) = filter.apply(input)?;
                 match passing.count_set_bits() {
                     0 => {
-                        self.rows_seen += rows;
+                        self.rows_seen += input_rows;
                         return Ok(true);
                     }
-                    all if all == rows => (None, batch),
+                    all if all == input_rows => (None, batch),
                     // Most rows rejected (the last 12 months of three years): copying the few
                     // passing rows out costs less than grouping and summing every row.
-                    few if few * 2 <= rows => (None, filter_record_batch(&batch, &BooleanArray::new(passing, None))?),
+                    few if few * 2 <= input_rows => {
+                        (None, filter_record_batch(&batch, &BooleanArray::new(passing, None))?)
+                    }
                     _ => (Some(passing), batch),
                 }
             }
             None => (None, input.clone()),
         };
         let (batch, passing) = (&batch, passing.as_ref());
+        // The rows grouped: the passing ones only, when they were copied out. (A literal argument,
+        // `SUM(1)`, becomes an array of this length.)
+        let rows = batch.num_rows();
         let mut arrays = Vec::with_capacity(self.groups.len());
         for group in self.groups.iter() {
             arrays.push(group.expr.evaluate(batch)?.into_array(rows)?);
@@ -1448,7 +1453,7 @@ impl Aggregation {
             }
             accumulator.update_batch(&values, &indices, filter, self.group_count)?;
         }
-        self.rows_seen += rows;
+        self.rows_seen += input_rows;
         Ok(true)
     }
 
@@ -1950,8 +1955,8 @@ mod tests {
              FROM order_line WHERE category <> 'Toys' AND quantity >= 1 GROUP BY 1 ORDER BY 1",
             "SELECT region, category, returned, SUM(quantity) AS units, MAX(net_amount) AS largest \
              FROM order_line WHERE region IS NULL OR region <> 'North' OR returned GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-            // Most rows rejected (the passing ones copied out).
-            "SELECT category, SUM(net_amount) AS revenue, COUNT(*) AS lines FROM order_line \
+            // Most rows rejected (the passing ones copied out); a literal argument as long as them.
+            "SELECT category, SUM(net_amount) AS revenue, COUNT(*) AS lines, SUM(1) AS ones FROM order_line \
              WHERE category <> 'Toys' AND quantity > 2 GROUP BY 1 ORDER BY 1",
             // Whole batches rejected (lines 1,000 to 2,399); arithmetic in the argument.
             "SELECT date_trunc('month', shipped_at) AS month, category, SUM(net_amount - net_amount * 2) AS r \
