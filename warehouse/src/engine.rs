@@ -704,8 +704,8 @@ fn query_runtime() -> &'static tokio::runtime::Runtime {
 /// A query that reads at most this many rows in all is planned in one partition. Measured on two
 /// cores (seventeenth session, 4 partitions against 1, 5 s of repeats each, twice): the RFM query
 /// (two marts of 80,000 rows joined) 19.1-19.6 -> 16.1-17.5 ms, cohort retention (a mart of a few
-/// thousand rows) 5.2 -> 4.3 ms; queries over a million rows or more were 1.7-4 times slower in one
-/// partition. Where between the two it stops paying was not measured.
+/// thousand rows) 5.2 -> 4.3 ms; queries over a million rows or more took 1.8-3.2 times as long in
+/// one partition. Where between the two it stops paying was not measured.
 const SMALL_QUERY_ROWS: usize = 200_000;
 
 /// How many rows `plan` reads from its tables in all, by their statistics; `None` when a table
