@@ -829,7 +829,11 @@ impl<const N: usize> Keys<N> {
                     free = Some(slot);
                     break;
                 }
-                if *words == key {
+                // Word by word: comparing the arrays whole loaded the key as one vector from the
+                // stack, where its words had just been stored one by one, which the CPU cannot
+                // forward: half of the grouping's time in "average order value by channel and
+                // year" stood on that load.
+                if words.iter().zip(&key).all(|(cached, word)| cached == word) {
                     cached = Some(*group);
                     break;
                 }
@@ -1099,6 +1103,9 @@ impl DenseKeys {
     fn group_in_slots(&mut self, integers: &Int64Array, passing: Option<&BooleanBuffer>, out: &mut Grouped) -> bool {
         let values = integers.values();
         let nulls = integers.nulls().filter(|n| n.null_count() > 0);
+        if nulls.is_none() {
+            return self.group_values_in_slots(values, passing, out);
+        }
         let (groups_before, first_rows_before) = (out.groups, out.first_rows.len());
         out.indices.clear();
         out.indices.reserve(values.len());
@@ -1141,6 +1148,68 @@ impl DenseKeys {
         true
     }
 
+    /// [`Self::group_in_slots`] for a batch without nulls, the usual one: whether every value has
+    /// a slot is checked first, in a pass without branches, so the grouping loop needs no way out
+    /// and no undoing (a rejected row's value takes part in the check, widening the slots at
+    /// worst). The rows a fused filter rejects look up one more slot, past the values', that
+    /// holds [`REJECTED_GROUP`], with the filter's bits read a word of 64 rows at a time: no
+    /// branch on them. Top 20 customers by revenue spent 13% of its time in the loop with both.
+    fn group_values_in_slots(&mut self, values: &[i64], passing: Option<&BooleanBuffer>, out: &mut Grouped) -> bool {
+        let (base, span) = (self.base, self.slots.len());
+        // Below `base` wraps to beyond the slots.
+        let offset = |value: i64| value.wrapping_sub(base) as u64 as usize;
+        if !values.iter().fold(true, |fits, &value| fits & (offset(value) < span)) {
+            return false;
+        }
+        if passing.is_some() {
+            self.slots.push(REJECTED_GROUP as u32);
+        }
+        let slots = &mut self.slots;
+        let Grouped {
+            indices,
+            first_rows,
+            groups,
+        } = out;
+        let mut group_of = |row: usize, slot: usize| {
+            let slot = &mut slots[slot];
+            if *slot == EMPTY_SLOT {
+                *slot = *groups as u32;
+                first_rows.push(row as u32);
+                *groups += 1;
+            }
+            *slot as usize
+        };
+        indices.clear();
+        indices.reserve(values.len());
+        match passing {
+            None => indices.extend(
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(row, &value)| group_of(row, offset(value))),
+            ),
+            Some(passing) => {
+                let rejected_slot = span;
+                let chunks = passing.bit_chunks();
+                let words = chunks.iter().chain(std::iter::once(chunks.remainder_bits()));
+                for (chunk, (rows, bits)) in values.chunks(64).zip(words.enumerate()) {
+                    indices.extend(chunk.iter().enumerate().map(|(i, &value)| {
+                        let slot = if bits >> i & 1 == 1 {
+                            offset(value)
+                        } else {
+                            rejected_slot
+                        };
+                        group_of(rows * 64 + i, slot)
+                    }));
+                }
+            }
+        }
+        if passing.is_some() {
+            self.slots.pop();
+        }
+        true
+    }
+
     /// Makes slots for every value of the batch (`groups` made so far), unless their range needs
     /// more than the groups warrant: false then, changing nothing.
     fn widen(&mut self, integers: &Int64Array, groups: usize) -> Result<bool> {
@@ -1166,6 +1235,9 @@ impl DenseKeys {
             self.base = low;
         }
         self.slots.resize(span as usize, EMPTY_SLOT);
+        // Room for the rejected rows' slot (see `group_values_in_slots`), so that pushing it
+        // never doubles the slots.
+        self.slots.reserve_exact(1);
         Ok(true)
     }
 
@@ -1966,6 +2038,10 @@ mod tests {
              WHERE region = 'North' GROUP BY 1 ORDER BY 1",
             "SELECT quantity, COUNT(*) AS lines, SUM(net_amount) AS revenue FROM order_line \
              WHERE region IS DISTINCT FROM 'North' GROUP BY 1 ORDER BY 1",
+            // By slots, without nulls: the filter's bits read 64 rows at a time, in batches of
+            // 700, 300, 1, 899 and 600 rows.
+            "SELECT CAST(line % 7 AS BIGINT) - 3 AS bucket, COUNT(*) AS lines, SUM(quantity) AS units \
+             FROM order_line WHERE region IS DISTINCT FROM 'North' GROUP BY 1 ORDER BY 1",
             runs,
             codes,
             keys,
