@@ -31,4 +31,5 @@ pub mod query_log;
 pub mod refresh;
 pub mod result_cache;
 pub mod semantic;
+mod short_text_filter;
 pub mod store;

@@ -80,6 +80,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 use crate::planner_options::PlannerOptions;
+use crate::short_text_filter::ConjunctFilter;
 
 /// Group columns a key holds: the analyst queries group by one to three; more go to DataFusion.
 pub const MAX_GROUP_COLUMNS: usize = 4;
@@ -210,6 +211,8 @@ struct FusedFilter {
     /// The filter, to rebuild the replaced plan over a new input or to hand the rest over to.
     exec: Arc<dyn ExecutionPlan>,
     predicate: Arc<dyn PhysicalExpr>,
+    /// The predicate conjunct by conjunct, when a part of it compares text with a short literal.
+    conjuncts: Option<ConjunctFilter>,
     /// The filter's output columns, as indices into its input (all of them when `None`).
     projection: Option<Arc<[usize]>>,
 }
@@ -229,6 +232,7 @@ impl FusedFilter {
         Some(FusedFilter {
             exec: aggregate.input().clone(),
             predicate: filter.predicate().clone(),
+            conjuncts: ConjunctFilter::of(filter.predicate(), &filter.input().schema()),
             projection: filter.projection().clone(),
         })
     }
@@ -236,13 +240,18 @@ impl FusedFilter {
     /// Which rows of `batch` pass (a null predicate rejects, as in `FilterExec`), and the batch as
     /// the filter would have projected it.
     fn apply(&self, batch: &RecordBatch) -> Result<(BooleanBuffer, RecordBatch)> {
-        let verdict = self.predicate.evaluate(batch)?.into_array(batch.num_rows())?;
-        let Some(verdict) = verdict.as_boolean_opt() else {
-            return internal_err!("a filter's predicate is boolean: {}", self.predicate);
-        };
-        let passing = match verdict.nulls() {
-            Some(nulls) => verdict.values() & nulls.inner(),
-            None => verdict.values().clone(),
+        let passing = match &self.conjuncts {
+            Some(conjuncts) => conjuncts.passing(batch)?,
+            None => {
+                let verdict = self.predicate.evaluate(batch)?.into_array(batch.num_rows())?;
+                let Some(verdict) = verdict.as_boolean_opt() else {
+                    return internal_err!("a filter's predicate is boolean: {}", self.predicate);
+                };
+                match verdict.nulls() {
+                    Some(nulls) => verdict.values() & nulls.inner(),
+                    None => verdict.values().clone(),
+                }
+            }
         };
         let projected = match &self.projection {
             Some(columns) => batch.project(columns)?,
