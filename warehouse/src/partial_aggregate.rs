@@ -80,7 +80,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 use crate::planner_options::PlannerOptions;
-use crate::short_text_filter::ConjunctFilter;
+use crate::short_text_filter::{ConjunctFilter, passing_rows};
 
 /// Group columns a key holds: the analyst queries group by one to three; more go to DataFusion.
 pub const MAX_GROUP_COLUMNS: usize = 4;
@@ -229,14 +229,15 @@ impl FusedFilter {
         if filter.fetch().is_some() || !groups.chain(arguments).chain(filters).all(|e| cannot_fail(&e, &schema)) {
             return None;
         }
+        let filter_input = filter.input().schema();
         Some(FusedFilter {
             exec: aggregate.input().clone(),
             predicate: filter.predicate().clone(),
             // Split only a predicate no part of which can fail: DataFusion may evaluate the right
             // side of an `AND` on the rows its left side passes only, where the split evaluates
             // every part on every row.
-            conjuncts: cannot_fail(filter.predicate(), &filter.input().schema())
-                .then(|| ConjunctFilter::of(filter.predicate(), &filter.input().schema()))
+            conjuncts: cannot_fail(filter.predicate(), &filter_input)
+                .then(|| ConjunctFilter::of(filter.predicate(), &filter_input))
                 .flatten(),
             projection: filter.projection().clone(),
         })
@@ -247,16 +248,7 @@ impl FusedFilter {
     fn apply(&self, batch: &RecordBatch) -> Result<(BooleanBuffer, RecordBatch)> {
         let passing = match &self.conjuncts {
             Some(conjuncts) => conjuncts.passing(batch)?,
-            None => {
-                let verdict = self.predicate.evaluate(batch)?.into_array(batch.num_rows())?;
-                let Some(verdict) = verdict.as_boolean_opt() else {
-                    return internal_err!("a filter's predicate is boolean: {}", self.predicate);
-                };
-                match verdict.nulls() {
-                    Some(nulls) => verdict.values() & nulls.inner(),
-                    None => verdict.values().clone(),
-                }
-            }
+            None => passing_rows(&self.predicate, batch)?,
         };
         let projected = match &self.projection {
             Some(columns) => batch.project(columns)?,
@@ -1116,10 +1108,9 @@ impl DenseKeys {
     /// has not.
     fn group_in_slots(&mut self, integers: &Int64Array, passing: Option<&BooleanBuffer>, out: &mut Grouped) -> bool {
         let values = integers.values();
-        let nulls = integers.nulls().filter(|n| n.null_count() > 0);
-        if nulls.is_none() {
+        let Some(nulls) = integers.nulls().filter(|n| n.null_count() > 0) else {
             return self.group_values_in_slots(values, passing, out);
-        }
+        };
         let (groups_before, first_rows_before) = (out.groups, out.first_rows.len());
         out.indices.clear();
         out.indices.reserve(values.len());
@@ -1128,7 +1119,7 @@ impl DenseKeys {
                 out.indices.push(REJECTED_GROUP);
                 continue;
             }
-            if nulls.is_some_and(|n| n.is_null(row)) {
+            if nulls.is_null(row) {
                 let group = *self.null_group.get_or_insert_with(|| {
                     out.first_rows.push(row as u32);
                     out.groups += 1;
@@ -1141,7 +1132,7 @@ impl DenseKeys {
             let Some(slot) = self.slots.get_mut(value.wrapping_sub(self.base) as u64 as usize) else {
                 // Undo the groups this batch made so far.
                 for &row in &out.first_rows[first_rows_before..] {
-                    if nulls.is_some_and(|n| n.is_null(row as usize)) {
+                    if nulls.is_null(row as usize) {
                         self.null_group = None;
                     } else {
                         self.slots[(values[row as usize] - self.base) as usize] = EMPTY_SLOT;

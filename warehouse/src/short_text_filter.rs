@@ -61,7 +61,7 @@ impl ConjunctFilter {
     pub(crate) fn passing(&self, batch: &RecordBatch) -> Result<BooleanBuffer> {
         let rows = batch.num_rows();
         let mut passing: Option<BooleanBuffer> = None;
-        for conjunct in &self.conjuncts {
+        for (part, conjunct) in self.conjuncts.iter().enumerate() {
             let verdict = match conjunct {
                 Conjunct::ShortText {
                     column,
@@ -79,22 +79,14 @@ impl ConjunctFilter {
                         None => matches,
                     }
                 }
-                Conjunct::Expr(expr) => {
-                    let verdict = expr.evaluate(batch)?.into_array(rows)?;
-                    let Some(verdict) = verdict.as_boolean_opt() else {
-                        return internal_err!("a filter's predicate is boolean: {expr}");
-                    };
-                    match verdict.nulls() {
-                        Some(nulls) => verdict.values() & nulls.inner(),
-                        None => verdict.values().clone(),
-                    }
-                }
+                Conjunct::Expr(expr) => passing_rows(expr, batch)?,
             };
             let combined = match passing {
                 Some(before) => &before & &verdict,
                 None => verdict,
             };
-            let none_left = combined.count_set_bits() == 0;
+            // The last part's verdict is counted by the caller; only an earlier one's here.
+            let none_left = part + 1 < self.conjuncts.len() && combined.count_set_bits() == 0;
             passing = Some(combined);
             if none_left {
                 break;
@@ -102,6 +94,19 @@ impl ConjunctFilter {
         }
         Ok(passing.unwrap_or_else(|| BooleanBuffer::new_set(rows)))
     }
+}
+
+/// The rows of `batch` for which `predicate` is true (null rejects, as in `FilterExec`).
+pub(crate) fn passing_rows(predicate: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<BooleanBuffer> {
+    let verdict = predicate.evaluate(batch)?.into_array(batch.num_rows())?;
+    let Some(verdict) = verdict.as_boolean_opt() else {
+        return internal_err!("a filter's predicate is boolean: {predicate}");
+    };
+    // Not arrow's `prep_null_mask_filter`: it expects nulls and panics without them.
+    Ok(match verdict.nulls() {
+        Some(nulls) => verdict.values() & nulls.inner(),
+        None => verdict.values().clone(),
+    })
 }
 
 /// `column = 'literal'` or `<>`, either way round, over a string-view column of `schema`, the
