@@ -19,7 +19,6 @@ use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionState;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -235,7 +234,7 @@ impl Warehouse {
             .map_err(|e| QueryError::Execution(format!("cannot create the spill folder {}: {e}", spill.display())))?;
         let bytes = usize::try_from(limits.memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
+            .with_memory_pool(Arc::new(crate::memory_pool::QueryMemoryPool::new(bytes)))
             .with_disk_manager_builder(
                 DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![spill])),
             )
@@ -332,6 +331,7 @@ impl Warehouse {
             .with_runtime_env(self.runtime.clone())
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(crate::partial_aggregate::PartialAggregation))
+            .with_physical_optimizer_rule(Arc::new(crate::compact_views::CompactViews))
             .build();
         let ctx = SessionContext::new_with_state(state);
         ctx.add_optimizer_rule(Arc::new(crate::eager_aggregation::EagerAggregation::for_core()));

@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod calendar;
+mod compact_views;
 mod delta_scan;
 pub mod eager_aggregation;
 pub mod engine;
@@ -24,6 +25,7 @@ pub mod functions;
 pub mod identity;
 pub mod layout;
 pub mod limits;
+mod memory_pool;
 pub mod partial_aggregate;
 pub mod planner_options;
 pub mod profile;

@@ -22,6 +22,9 @@ extensions_options! {
         /// rejects grouped apart and dropped, instead of copying the passing rows out
         /// (`partial_aggregate`, `FusedFilter`).
         pub filtered_aggregation: bool, default = true
+        /// Text copied into one buffer per batch where an operator keeps batches: a hash join's
+        /// build side, the inputs of a merge of sorted streams (`compact_views`).
+        pub compact_views: bool, default = true
     }
 }
 
@@ -92,7 +95,8 @@ mod tests {
                 "TRIBUTARY_EAGER_AGGREGATION",
                 "TRIBUTARY_PARTIAL_AGGREGATION",
                 "TRIBUTARY_DISTINCT_AGGREGATION",
-                "TRIBUTARY_FILTERED_AGGREGATION"
+                "TRIBUTARY_FILTERED_AGGREGATION",
+                "TRIBUTARY_COMPACT_VIEWS"
             ]
         );
     }
