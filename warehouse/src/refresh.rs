@@ -132,8 +132,8 @@ impl Default for MartParams {
     }
 }
 
-/// Why a refresh stopped. Tables rebuilt before the failure keep their new version; the failed
-/// one and those after it keep their old one.
+/// Why a refresh stopped. Tables rebuilt before the failure, or beside the failed one, keep their
+/// new version; the failed one and those not started keep their old one.
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
     /// Reading or writing a table failed.
@@ -240,8 +240,11 @@ pub async fn refresh_with(
         seconds: started.elapsed().as_secs_f64(),
     });
 
-    for derived in CORE.iter().chain(MARTS) {
-        let started = Instant::now();
+    // Each table's statement, and the derived tables it reads: it is built once they are.
+    let order: Vec<&'static Derived> = CORE.iter().chain(MARTS).collect();
+    let mut planned = Vec::with_capacity(order.len());
+    let mut waits_for: Vec<Vec<usize>> = Vec::with_capacity(order.len());
+    for derived in &order {
         let label = format!("{}.{}", derived.layer, derived.name);
         let build = |source| RefreshError::Build {
             table: label.clone(),
@@ -253,48 +256,135 @@ pub async fn refresh_with(
             .state()
             .sql_to_statement(&sql, &datafusion::config::Dialect::PostgreSQL)
             .map_err(build)?;
-        let references = ctx.state().resolve_table_references(&statement).map_err(build)?;
-        let mut versions = Vec::new();
-        for reference in references {
+        let mut inputs = Vec::new();
+        for reference in ctx.state().resolve_table_references(&statement).map_err(build)? {
             let (Some(schema), table) = (reference.schema(), reference.table()) else {
                 continue;
             };
-            let Some(layer) = Layer::ALL.into_iter().find(|l| l.name() == schema) else {
-                continue;
-            };
-            // The commit files' names tell the version; opening the table would replay its log.
-            versions.push((format!("{schema}.{table}"), store.latest_version(layer, table)));
+            if let Some(layer) = Layer::ALL.into_iter().find(|l| l.name() == schema) {
+                inputs.push((layer, table.to_string()));
+            }
         }
+        // Only those before it: the build order already puts every table after what it reads.
+        let after: Vec<usize> = order
+            .iter()
+            .take(planned.len())
+            .enumerate()
+            .filter(|(_, earlier)| inputs.iter().any(|(l, t)| *l == earlier.layer && t == earlier.name))
+            .map(|(i, _)| i)
+            .collect();
+        planned.push(Some(PlannedBuild {
+            derived,
+            label,
+            sql,
+            statement,
+            inputs,
+            rebuild_anyway: rebuild == Rebuild::AllMarts && derived.layer == Layer::Marts,
+        }));
+        waits_for.push(after);
+    }
+
+    // A table whose inputs are built starts while others run, at most BUILDS_AT_ONCE at a time.
+    // After a failure none starts, those running finish, and the first failure is returned.
+    let mut built: Vec<Option<TableRefresh>> = vec![None; planned.len()];
+    let mut building = tokio::task::JoinSet::new();
+    let mut failure = None;
+    loop {
+        for (i, slot) in planned.iter_mut().enumerate() {
+            if failure.is_some() || building.len() >= BUILDS_AT_ONCE {
+                break;
+            }
+            if slot.is_none() || waits_for[i].iter().any(|&j| built[j].is_none()) {
+                continue;
+            }
+            let job = slot.take().expect("checked above");
+            let warehouse = warehouse.clone();
+            building.spawn(async move { (i, job.run(&warehouse).await) });
+        }
+        let Some(joined) = building.join_next().await else {
+            break;
+        };
+        match joined {
+            Ok((i, Ok(table))) => built[i] = Some(table),
+            Ok((_, Err(e))) => {
+                failure.get_or_insert(e);
+            }
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    tables.extend(built.into_iter().flatten());
+    Ok(RefreshReport {
+        as_of,
+        customers,
+        tables,
+    })
+}
+
+/// How many derived tables are built at once. A mart's query leaves a core idle in its serial
+/// parts (the last merge of a grouping or a sort, a window over one partition, writing the files),
+/// which a second build fills; more would divide the memory pool further for little more.
+const BUILDS_AT_ONCE: usize = 2;
+
+/// One derived table's statement, to be built once the tables it reads are.
+struct PlannedBuild {
+    derived: &'static Derived,
+    label: String,
+    sql: String,
+    statement: datafusion::sql::parser::Statement,
+    inputs: Vec<(Layer, String)>,
+    rebuild_anyway: bool,
+}
+
+impl PlannedBuild {
+    /// Rebuilds the table if what it reads changed since its last build (or always, when asked).
+    /// In a session of its own: the tables its materialized CTEs become are named in it, and
+    /// another build running beside it may use the same names.
+    async fn run(self, warehouse: &Warehouse) -> Result<TableRefresh, RefreshError> {
+        let started = Instant::now();
+        let Self {
+            derived,
+            label,
+            sql,
+            statement,
+            inputs,
+            rebuild_anyway,
+        } = self;
+        let store = warehouse.store();
+        // The commit files' names tell the version; opening the table would replay its log.
+        let versions: Vec<(String, Option<u64>)> = inputs
+            .iter()
+            .map(|(layer, table)| (format!("{layer}.{table}"), store.latest_version(*layer, table)))
+            .collect();
         let inputs = fingerprint(&versions, &sql);
-        let rebuilt = (rebuild == Rebuild::AllMarts && derived.layer == Layer::Marts)
+        let rebuilt = rebuild_anyway
             || recorded_inputs(warehouse, derived.layer, derived.name)
                 .await?
                 .as_deref()
                 != Some(inputs.as_str());
         if rebuilt {
+            let ctx = session(warehouse).await?;
+            let build = |source| RefreshError::Build {
+                table: label.clone(),
+                source,
+            };
             let (query, materialized) = plan_materializing(&ctx, statement).await.map_err(build)?;
             store
                 .replace_query(derived.layer, derived.name, query, metadata(&inputs))
                 .await?;
             // The materialized parts were this statement's alone.
             drop(materialized);
-            store
-                .register(&ctx, derived.layer, derived.name, crate::store::AsOf::Latest)
-                .await?;
         }
-        tables.push(TableRefresh {
+        tracing::debug!(table = %derived.name, rebuilt, "refreshed");
+        Ok(TableRefresh {
+            rows: count(warehouse, derived.layer, derived.name).await?,
             table: label,
             rebuilt,
-            rows: count(warehouse, derived.layer, derived.name).await?,
             seconds: started.elapsed().as_secs_f64(),
-        });
-        tracing::debug!(table = %derived.name, rebuilt, "refreshed");
+        })
     }
-    Ok(RefreshReport {
-        as_of,
-        customers,
-        tables,
-    })
 }
 
 /// Plan a derived table's statement, first computing each of its common table expressions marked
