@@ -138,6 +138,16 @@ impl ExecutionPlan for CompactViewsExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
+    /// Rows pass in the order they came, batch by batch: a plan checked or optimized again
+    /// after the rule sees the input's order kept.
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
     #[allow(deprecated)]
     fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
         match (children.pop(), children.is_empty()) {
