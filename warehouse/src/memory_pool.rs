@@ -162,14 +162,14 @@ mod tests {
     /// 1.2 MiB: the failure seen in the end-to-end spilling test.
     /// Answers with what the pool then holds.
     fn merge_after_two_full_sorts(pool: Arc<dyn MemoryPool>) -> Result<usize> {
-        let mut sorts: Vec<MemoryReservation> = (0..2)
+        let sorts: Vec<MemoryReservation> = (0..2)
             .map(|i| {
                 MemoryConsumer::new(format!("sort {i}"))
                     .with_can_spill(true)
                     .register(&pool)
             })
             .collect();
-        for sort in &mut sorts {
+        for sort in &sorts {
             // A mebibyte at a time until the sort's share is full.
             while sort.try_grow(MIB).is_ok() {}
         }
