@@ -50,13 +50,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringViewArray, UInt32Array,
+    Array, ArrayRef, ArrowNativeTypeOp, AsArray, BooleanArray, Decimal128Array, Int64Array, RecordBatch,
+    StringViewArray, UInt32Array,
 };
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{cast, concat, filter_record_batch, max, min, take};
 use datafusion::arrow::datatypes::{
-    DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int64Type, SchemaRef, UInt8Type, UInt16Type, UInt32Type,
-    UInt64Type,
+    DataType, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int64Type, SchemaRef, UInt8Type,
+    UInt16Type, UInt32Type, UInt64Type,
 };
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -1256,6 +1257,82 @@ impl DenseKeys {
     }
 }
 
+/// Groups at most, and rows per group at least, for a batch's sums to be folded per group before
+/// they reach the accumulator (see [`fold_sums`]).
+const FOLDED_SUM_GROUPS: usize = 256;
+const FOLDED_SUM_ROWS_PER_GROUP: usize = 4;
+
+/// Rows summed side by side, each into a sum of its own, when a batch's sums are folded.
+const SUM_LANES: usize = 4;
+
+/// A batch's sums of `values` per group (`indices` give each row's group, of `groups`), for the
+/// groups `touched` (those with rows in the batch, see [`groups_with_rows`]); `None` for a type
+/// other than a 64-bit integer or a decimal held in 128 bits, or values with nulls, which go to the
+/// accumulator row by row.
+///
+/// Why: DataFusion's SUM adds each row into its group's sum in memory, so where a batch holds few
+/// groups, one row's addition waits for the previous one to the same group to be stored ("return
+/// rate by category": three sums over ten million rows in nine categories were a fifth of the
+/// query's CPU). Here consecutive rows add into different lanes of their group, independent of
+/// each other, and the accumulator adds one sum per group. Integer and decimal sums wrap as
+/// DataFusion's do, in any order to the same total; floating-point sums would round differently,
+/// so they are left to the accumulator.
+fn fold_sums(values: &ArrayRef, indices: &[usize], groups: usize, touched: &[usize]) -> Option<ArrayRef> {
+    if values.null_count() > 0 {
+        return None;
+    }
+    match values.data_type() {
+        DataType::Int64 => {
+            let sums = lane_sums(values.as_primitive::<Int64Type>().values(), indices, groups, touched);
+            Some(Arc::new(Int64Array::from(sums)))
+        }
+        DataType::Decimal128(_, _) => {
+            let sums = lane_sums(
+                values.as_primitive::<Decimal128Type>().values(),
+                indices,
+                groups,
+                touched,
+            );
+            let sums = Decimal128Array::new(sums.into(), None).with_data_type(values.data_type().clone());
+            Some(Arc::new(sums))
+        }
+        _ => None,
+    }
+}
+
+/// The wrapping sums of `values` for the groups `touched`, added up in [`SUM_LANES`] lanes per
+/// group.
+fn lane_sums<T: ArrowNativeTypeOp>(values: &[T], indices: &[usize], groups: usize, touched: &[usize]) -> Vec<T> {
+    debug_assert_eq!(values.len(), indices.len());
+    // A group's lanes side by side: one cache line for four 16-byte sums.
+    let mut lanes = vec![[T::ZERO; SUM_LANES]; groups];
+    let rows = values.chunks_exact(SUM_LANES).zip(indices.chunks_exact(SUM_LANES));
+    for (chunk, groups_of) in rows {
+        for lane in 0..SUM_LANES {
+            let sum = &mut lanes[groups_of[lane]][lane];
+            *sum = sum.add_wrapping(chunk[lane]);
+        }
+    }
+    let whole = values.len() / SUM_LANES * SUM_LANES;
+    for (&value, &group) in values[whole..].iter().zip(&indices[whole..]) {
+        let sum = &mut lanes[group][0];
+        *sum = sum.add_wrapping(value);
+    }
+    touched
+        .iter()
+        .map(|&g| lanes[g].iter().fold(T::ZERO, |total, &lane| total.add_wrapping(lane)))
+        .collect()
+}
+
+/// The groups, of `groups`, that have rows in a batch (`indices` give each row's group).
+fn groups_with_rows(indices: &[usize], groups: usize) -> Vec<usize> {
+    let mut seen = vec![false; groups];
+    for &group in indices {
+        seen[group] = true;
+    }
+    (0..groups).filter(|&g| seen[g]).collect()
+}
+
 /// One partition's partial aggregation.
 struct Aggregation {
     schema: SchemaRef,
@@ -1505,6 +1582,8 @@ impl Aggregation {
             }
         }
         let first_rows = self.distinct.as_mut().map(|d| d.first_rows(batch, &indices));
+        let fold = self.group_count <= FOLDED_SUM_GROUPS && rows >= FOLDED_SUM_ROWS_PER_GROUP * self.group_count;
+        let mut touched = None;
         for (a, ((aggregate, filter), accumulator)) in self
             .aggregates
             .iter()
@@ -1527,6 +1606,19 @@ impl Aggregation {
             {
                 // A fused plan's aggregates have no filters of their own (see `try_fuse`).
                 filter = Some(first_rows);
+            }
+            // A plain SUM over a batch of many rows and few groups: the batch's sums per group
+            // first, then the accumulator adds one value per group (see `fold_sums`).
+            if filter.is_none()
+                && fold
+                && aggregate.fun().name() == "sum"
+                && let [argument] = &values[..]
+            {
+                let touched = touched.get_or_insert_with(|| groups_with_rows(&indices, self.group_count));
+                if let Some(sums) = fold_sums(argument, &indices, self.group_count, touched) {
+                    accumulator.update_batch(&[sums], touched, None, self.group_count)?;
+                    continue;
+                }
             }
             accumulator.update_batch(&values, &indices, filter, self.group_count)?;
         }
@@ -1693,11 +1785,11 @@ mod tests {
     use std::sync::Arc;
 
     use datafusion::arrow::array::{
-        ArrayRef, BooleanArray, Date32Array, Decimal128Array, DictionaryArray, Float64Array, Int32Array, Int64Array,
-        RecordBatch, StringViewArray, TimestampNanosecondArray,
+        Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, DictionaryArray, Float64Array,
+        Int32Array, Int64Array, RecordBatch, StringViewArray, TimestampNanosecondArray,
     };
     use datafusion::arrow::compute::cast;
-    use datafusion::arrow::datatypes::{DataType, Int32Type};
+    use datafusion::arrow::datatypes::{DataType, Decimal128Type, Int32Type};
     use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
     use datafusion::datasource::MemTable;
@@ -1705,7 +1797,7 @@ mod tests {
     use datafusion::physical_plan::{collect, displayable};
     use datafusion::prelude::{SessionConfig, SessionContext};
 
-    use super::{PartialAggregateExec, PartialAggregation};
+    use super::{PartialAggregateExec, PartialAggregation, fold_sums, groups_with_rows, lane_sums};
     use crate::planner_options::PlannerOptions;
 
     const LONG_A: &str = "Garden and outdoor furniture";
@@ -1867,6 +1959,11 @@ mod tests {
              SUM(quantity) FILTER (WHERE quantity > 2) AS big FROM order_line GROUP BY 1 ORDER BY 1",
             "SELECT category, region, line % 7 AS bucket, order_date, SUM(weight) AS w FROM order_line \
              WHERE quantity > 0 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+            // Sums without nulls over few groups, folded per batch (`fold_sums`): integers and
+            // decimals, beside a sum with nulls and one of floating-point values, row by row.
+            "SELECT category, SUM(CAST(line AS BIGINT)) AS lines_total, SUM(COALESCE(net_amount, 0)) AS revenue, \
+             SUM(CAST(line AS DECIMAL(12, 2)) * 3) AS tripled, SUM(net_amount) AS with_nulls, \
+             SUM(line * 0.5) AS floating FROM order_line WHERE line % 5 <> 1 GROUP BY 1 ORDER BY 1",
             "SELECT id, COUNT(*) AS n FROM line_ids GROUP BY id ORDER BY n DESC, id LIMIT 5",
             "SELECT COUNT(*) AS groups, SUM(n) AS rows FROM (SELECT id, COUNT(*) AS n FROM line_ids GROUP BY id)",
             // A lone integer or date column, by slot: nulls, negative values, and values too far
@@ -1905,6 +2002,46 @@ mod tests {
             "+------------------------------+-------+",
         ];
         assert_eq!(counts, expected.join("\n"));
+    }
+
+    /// A batch's sums folded per group: equal to adding row by row, for the groups with rows only,
+    /// wrapping as DataFusion's sums do, whatever the number of rows past the last whole set of lanes.
+    #[test]
+    fn folds_sums_per_group() {
+        let indices: Vec<usize> = (0..103).map(|row| [0, 2, 2, 3, 0, 2][row % 6]).collect();
+        let values: Vec<i64> = (0..103).map(|row| row as i64 * 7 - 300).collect();
+        let groups = groups_with_rows(&indices, 5);
+        assert_eq!(groups, [0, 2, 3], "groups 1 and 4 have no rows");
+        let sums = lane_sums(&values, &indices, 5, &groups);
+        let by_row: Vec<i64> = groups
+            .iter()
+            .map(|&g| {
+                values
+                    .iter()
+                    .zip(&indices)
+                    .filter(|(_, i)| **i == g)
+                    .map(|(v, _)| v)
+                    .sum()
+            })
+            .collect();
+        assert_eq!(sums, by_row);
+        assert_eq!(lane_sums(&[i64::MAX, 1, 5], &[0, 0, 0], 1, &[0]), [i64::MIN + 5]);
+
+        let decimals: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![150, -25, 1_000, 7, 3])
+                .with_precision_and_scale(12, 2)
+                .unwrap(),
+        );
+        let sums = fold_sums(&decimals, &[1, 0, 1, 1, 0], 2, &[0, 1]).unwrap();
+        assert_eq!(sums.data_type(), &DataType::Decimal128(12, 2));
+        assert_eq!(sums.as_primitive::<Decimal128Type>().values(), &[-22, 1_157]);
+        let with_null: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None]));
+        assert!(fold_sums(&with_null, &[0, 0], 1, &[0]).is_none(), "nulls go row by row");
+        let floating: ArrayRef = Arc::new(Float64Array::from(vec![1.0, 2.0]));
+        assert!(
+            fold_sums(&floating, &[0, 0], 1, &[0]).is_none(),
+            "floating point goes row by row"
+        );
     }
 
     /// Partitions whose first rows hold a group for every other row hand the rest to DataFusion's
