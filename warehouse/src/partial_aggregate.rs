@@ -18,7 +18,9 @@
 //! batch (the value's bits for numbers, dates and booleans; an inline view, for text of up to 12
 //! bytes; for longer text, its length and an id from a per-column interner) and looked up in the
 //! partition's map of groups. The accumulators are DataFusion's own, fed with the group indices,
-//! so the partial state it emits is exactly the one the final phase expects.
+//! so the partial state it emits is exactly the one the final phase expects; where a batch holds
+//! few groups, a plain integer or decimal `SUM` is fed one sum per group instead (see
+//! [`fold_sums`]).
 //!
 //! A `FilterExec` right below is applied by this plan too, when the aggregation's expressions
 //! cannot fail on the rows it rejects (see [`FusedFilter`]): where most rows pass, the rejected
