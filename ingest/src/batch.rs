@@ -22,7 +22,9 @@ use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, HashSet};
+use datafusion::logical_expr::{Cast, Expr, TryCast};
 use datafusion::prelude::SessionContext;
 use hashbrown::{HashTable, hash_table};
 use serde::Serialize;
@@ -944,14 +946,7 @@ impl<'a> Conformer<'a> {
                 arrays.push(array.clone());
             }
         }
-        let schema = Arc::new(Schema::new(fields));
-        let batch = RecordBatch::try_new_with_options(
-            schema.clone(),
-            arrays,
-            &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
-        )
-        .map_err(|e| e.to_string())?;
-        let df_schema = DFSchema::try_from(schema.as_ref().clone()).map_err(|e| e.to_string())?;
+        let df_schema = DFSchema::try_from(Schema::new(fields.clone())).map_err(|e| e.to_string())?;
         let expr = self.ctx.parse_sql_expr(sql, &df_schema).map_err(|e| e.to_string())?;
         // Type coercion and simplification, as the planner does for a query (coalesce, for one,
         // has no physical form of its own).
@@ -965,6 +960,45 @@ impl<'a> Conformer<'a> {
             .coerce(expr, &df_schema)
             .and_then(|e| simplifier.simplify(e))
             .map_err(|e| e.to_string())?;
+        // A source text cast to a decimal is parsed here, into a column of its own, when every
+        // text of the chunk is a plain decimal: Arrow's cast goes through 256-bit integers and
+        // strings for each value. Anything else is left to the cast, its answers and its errors.
+        let expr = expr
+            .transform_up(|e| {
+                let (Expr::Cast(Cast { expr: inner, field }) | Expr::TryCast(TryCast { expr: inner, field })) = &e
+                else {
+                    return Ok(Transformed::no(e));
+                };
+                let DataType::Decimal128(precision, scale) = field.data_type() else {
+                    return Ok(Transformed::no(e));
+                };
+                let Expr::Column(column) = inner.as_ref() else {
+                    return Ok(Transformed::no(e));
+                };
+                let parsed = fields
+                    .iter()
+                    .position(|f| f.name() == column.name() && f.data_type() == &DataType::Utf8)
+                    .and_then(|i| convert::plain_texts_to_decimal(arrays[i].as_string::<i32>(), *precision, *scale));
+                let Some(parsed) = parsed else {
+                    return Ok(Transformed::no(e));
+                };
+                let name = format!("__tributary_decimal_{}", fields.len());
+                fields.push(Field::new(&name, parsed.data_type().clone(), true));
+                arrays.push(Arc::new(parsed));
+                Ok(Transformed::yes(Expr::Column(datafusion::common::Column::from_name(
+                    name,
+                ))))
+            })
+            .map_err(|e| e.to_string())?
+            .data;
+        let schema = Arc::new(Schema::new(fields));
+        let df_schema = DFSchema::try_from(schema.as_ref().clone()).map_err(|e| e.to_string())?;
+        let batch = RecordBatch::try_new_with_options(
+            schema,
+            arrays,
+            &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+        .map_err(|e| e.to_string())?;
         let physical = self
             .ctx
             .create_physical_expr(expr, &df_schema)

@@ -35,6 +35,16 @@ columns.order_id = "order_no"
 columns.customer_id = "customer_no"
 columns.order_date = { from = "order_date", format = "%d.%m.%Y" }
 columns.net_total = { expr = "CAST(total AS BIGINT) / CAST(shares AS BIGINT)" }
+
+[[pipelines]]
+name = "orders_by_rate"
+files = "rates*"
+[[pipelines.targets]]
+entity = "sales_order"
+columns.order_id = "order_no"
+columns.customer_id = "customer_no"
+columns.order_date = { from = "order_date", format = "%d.%m.%Y" }
+columns.net_total = { expr = "CAST(amount AS DECIMAL(12,4)) * (1 - CAST(rate AS DECIMAL(9,4)) / 100)" }
 "#;
 
 async fn ingest(
@@ -175,4 +185,56 @@ async fn a_failure_in_a_late_chunk_stops_the_batch_with_nothing_written() {
     ] {
         assert!(!store.exists(layer, table), "{layer}.{table} was written");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decimal_casts_in_expressions_give_what_sql_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(DataDir::new(dir.path().join("data")));
+    let pipelines = Pipelines::new(parse_pipelines(ORDERS, "test").unwrap()).unwrap();
+
+    // Two chunks of plain numbers (the ingest parses them itself: digits past the scale, signs,
+    // no whole part), and a third with one text Arrow's cast trims of its spaces (the chunk is
+    // left to the cast).
+    let amounts = ["12.34567", "-0.00005", "+3", ".5", "1.", "99999.99995", "7"];
+    let rates = ["0", "12.5", "-3.33335", "100", "0.00004"];
+    let mut csv = String::from("order_no,customer_no,order_date,amount,rate\n");
+    for i in 0..140_000 {
+        let amount = if i == 135_000 {
+            " 7.25"
+        } else {
+            amounts[i % amounts.len()]
+        };
+        writeln!(csv, "R{i},C{},01.02.2024,{amount},{}", i % 100, rates[i % rates.len()]).unwrap();
+    }
+    let path = dir.path().join("rates.csv");
+    std::fs::write(&path, &csv).unwrap();
+
+    let report = ingest(&store, &pipelines, "orders_by_rate", &path).await.unwrap();
+    assert_eq!(
+        (report.rows_stored, report.rows_quarantined),
+        (140_000, 0),
+        "{report:?}"
+    );
+    // The stored totals against DataFusion's SQL over the raw texts of the same rows.
+    let tables = [(Layer::Staging, "sales_order"), (Layer::Raw, "orders_by_rate")];
+    let differing = "SELECT concat(count(*), ' ', count(*) FILTER (WHERE s.net_total IS DISTINCT FROM \
+            CAST(CAST(r.amount AS DECIMAL(12,4)) * (1 - CAST(r.rate AS DECIMAL(9,4)) / 100) AS DECIMAL(18,2)))) \
+        FROM staging.sales_order s JOIN raw.orders_by_rate r ON s.order_id = r.order_no";
+    assert_eq!(texts(&store, &tables, differing).await, ["140000 0"]);
+    let examples = "SELECT concat(order_id, ' ', net_total) FROM staging.sales_order \
+        WHERE order_id IN ('R0', 'R1', 'R2', 'R3', 'R4', 'R5', 'R135000') ORDER BY order_id";
+    assert_eq!(
+        texts(&store, &tables, examples).await,
+        // 12.3457 * 1; -0.0001 * 0.875; 7.25 (trimmed) * 1; 3 * 1.033334; .5 * 0; 1 * 1; 100000 * 1.
+        [
+            "R0 12.35",
+            "R1 0.00",
+            "R135000 7.25",
+            "R2 3.10",
+            "R3 0.00",
+            "R4 1.00",
+            "R5 100000.00"
+        ]
+    );
 }

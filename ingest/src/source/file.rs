@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
+use datafusion::arrow::array::{Array, ArrayBuilder, ArrayRef, StringArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -62,6 +62,9 @@ pub struct RecordBuf {
     pub row: u64,
     /// One text per column, `""` for empty or missing.
     pub fields: Vec<String>,
+    /// Per column, the values and text bytes of the last chunk read: the next chunk of the same
+    /// input is sized alike instead of growing from nothing (each doubling a copy of the column).
+    last_chunk: Vec<(usize, usize)>,
 }
 
 /// What [`RecordReader::next`] found.
@@ -330,8 +333,14 @@ impl RecordReader {
     /// Read up to `rows` records into a chunk; an empty chunk when the input is at its end.
     pub fn next_chunk(&mut self, buf: &mut RecordBuf, rows: usize) -> Result<RecordChunk, SourceError> {
         let width = self.columns.len();
-        // Grown as records come: a push of ten rows should not reserve room for thousands.
-        let mut fields: Vec<StringBuilder> = (0..width).map(|_| StringBuilder::new()).collect();
+        // Sized as the last chunk was; the first grows as records come: a push of ten rows should
+        // not reserve room for thousands.
+        let mut fields: Vec<StringBuilder> = (0..width)
+            .map(|i| match buf.last_chunk.get(i) {
+                Some(&(values, bytes)) => StringBuilder::with_capacity(values, bytes),
+                None => StringBuilder::new(),
+            })
+            .collect();
         let mut numbers = Vec::new();
         let mut malformed = Vec::new();
         // CSV fields go from the record straight into their columns, without a string each.
@@ -356,6 +365,7 @@ impl RecordReader {
                 Next::Malformed(row) => malformed.push(row),
             }
         }
+        buf.last_chunk = fields.iter().map(|b| (b.len(), b.values_slice().len())).collect();
         Ok(RecordChunk {
             fields: fields.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect(),
             rows: numbers,
