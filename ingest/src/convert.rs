@@ -161,7 +161,8 @@ fn scaled_digits(whole: &[u8], frac: &[u8], scale: usize) -> Option<i128> {
 /// text is a plain decimal (a sign, digits, a point, digits: no spaces, group separators or
 /// exponent) within the precision; `None` when any is not, for the caller to leave the whole
 /// column to Arrow's cast and its errors. Arrow's cast parses each text through 256-bit integers
-/// and formatted strings, most of an ingest's time in a mapping such as `discount_pct / 100`.
+/// and formatted strings: 7.5% of the CPU of the sample's order-line ingest, whose `discount` is
+/// such a mapping.
 pub fn plain_texts_to_decimal(texts: &StringArray, precision: u8, scale: i8) -> Option<Decimal128Array> {
     let scale_digits = usize::try_from(scale).ok()?;
     let limit = 10i128.checked_pow(u32::from(precision))?;
@@ -399,21 +400,19 @@ mod tests {
             Some("99999.99994"),
             Some("12345678901234.123456789"),
         ];
-        for (precision, scale) in [(9, 4), (38, 10), (18, 0)] {
-            let texts = StringArray::from(plain.to_vec());
-            let ours = plain_texts_to_decimal(&texts, precision, scale);
+        // The fourteen whole digits of the last text do not fit DECIMAL(9, 4).
+        for (precision, scale, texts) in [(9, 4, &plain[..9]), (38, 10, &plain[..]), (18, 0, &plain[..])] {
+            let texts = StringArray::from(texts.to_vec());
+            let ours = plain_texts_to_decimal(&texts, precision, scale).expect("plain decimals");
             let options = CastOptions {
                 safe: false,
                 ..CastOptions::default()
             };
-            let arrows = cast_with_options(&texts, &DataType::Decimal128(precision, scale), &options);
-            match (ours, arrows) {
-                (Some(ours), Ok(arrows)) => assert_eq!(&ours as &dyn Array, arrows.as_ref(), "({precision}, {scale})"),
-                // The fourteen whole digits do not fit DECIMAL(9, 4): left to the cast.
-                (None, _) => assert_eq!((precision, scale), (9, 4)),
-                (Some(ours), Err(e)) => panic!("({precision}, {scale}): ours {ours:?}, Arrow's cast fails: {e}"),
-            }
+            let arrows = cast_with_options(&texts, &DataType::Decimal128(precision, scale), &options).unwrap();
+            assert_eq!(&ours as &dyn Array, arrows.as_ref(), "({precision}, {scale})");
         }
+        let texts = StringArray::from(plain.to_vec());
+        assert!(plain_texts_to_decimal(&texts, 9, 4).is_none(), "past the precision");
         let texts = StringArray::from(vec!["99999.99994", "99999.99995"]);
         assert!(
             plain_texts_to_decimal(&texts, 9, 4).is_none(),
