@@ -116,25 +116,44 @@ fn split_at_point(text: &str) -> Option<(&str, &str)> {
 
 /// Exact decimal parsing: digits beyond the scale are rounded half away from zero.
 pub fn parse_decimal(text: &str, precision: u8, scale: i8, decimal_comma: bool) -> Result<Value, String> {
-    let bad = || format!("`{text}` is not a decimal number");
-    let cleaned = strip_group_separators(text, decimal_comma);
-    let (negative, digits) = match cleaned.as_bytes().first() {
-        Some(b'-') => (true, &cleaned[1..]),
-        Some(b'+') => (false, &cleaned[1..]),
-        _ => (false, &cleaned[..]),
+    match plain_decimal(&strip_group_separators(text, decimal_comma), precision, scale as usize) {
+        Ok(value) => Ok(Value::Decimal(value)),
+        Err(NotPlain::Decimal) => Err(format!("`{text}` is not a decimal number")),
+        Err(NotPlain::Precision) => Err(format!(
+            "`{text}` has more than {} digits before the point",
+            precision as usize - scale as usize
+        )),
+    }
+}
+
+/// Why a text is not a plain decimal of a given precision.
+enum NotPlain {
+    /// Not a sign, digits, a point and digits (or too long for 128 bits).
+    Decimal,
+    /// More digits before the point than the precision leaves.
+    Precision,
+}
+
+/// The unscaled value of a plain decimal text (an optional sign, digits, an optional point and
+/// digits) at `scale`, the first digit beyond the scale rounding half away from zero.
+fn plain_decimal(text: &str, precision: u8, scale: usize) -> Result<i128, NotPlain> {
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
     };
     let (whole, frac) = split_at_point(digits).unwrap_or((digits, ""));
     if (whole.is_empty() && frac.is_empty()) || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
-        return Err(bad());
+        return Err(NotPlain::Decimal);
     }
-    let value = scaled_digits(whole.as_bytes(), frac.as_bytes(), scale as usize).ok_or_else(bad)?;
-    if value >= 10i128.pow(u32::from(precision)) {
-        return Err(format!(
-            "`{text}` has more than {} digits before the point",
-            precision as usize - scale as usize
-        ));
+    let value = scaled_digits(whole.as_bytes(), frac.as_bytes(), scale).ok_or(NotPlain::Decimal)?;
+    if 10i128
+        .checked_pow(u32::from(precision))
+        .is_none_or(|limit| value >= limit)
+    {
+        return Err(NotPlain::Precision);
     }
-    Ok(Value::Decimal(if negative { -value } else { value }))
+    Ok(if negative { -value } else { value })
 }
 
 /// The unscaled value of the ASCII digits `whole`.`frac` at `scale`, the first digit beyond the
@@ -165,28 +184,13 @@ fn scaled_digits(whole: &[u8], frac: &[u8], scale: usize) -> Option<i128> {
 /// such a mapping.
 pub fn plain_texts_to_decimal(texts: &StringArray, precision: u8, scale: i8) -> Option<Decimal128Array> {
     let scale_digits = usize::try_from(scale).ok()?;
-    let limit = 10i128.checked_pow(u32::from(precision))?;
     let mut values = Vec::with_capacity(texts.len());
     for i in 0..texts.len() {
-        if texts.is_null(i) {
-            values.push(0);
-            continue;
-        }
-        let text = texts.value(i).as_bytes();
-        let (negative, unsigned) = match text.first() {
-            Some(b'-') => (true, &text[1..]),
-            Some(b'+') => (false, &text[1..]),
-            _ => (false, text),
-        };
-        let (whole, frac) = match unsigned.iter().position(|b| *b == b'.') {
-            Some(point) => (&unsigned[..point], &unsigned[point + 1..]),
-            None => (unsigned, &[][..]),
-        };
-        if (whole.is_empty() && frac.is_empty()) || !whole.iter().chain(frac).all(u8::is_ascii_digit) {
-            return None;
-        }
-        let value = scaled_digits(whole, frac, scale_digits).filter(|v| *v < limit)?;
-        values.push(if negative { -value } else { value });
+        values.push(if texts.is_null(i) {
+            0
+        } else {
+            plain_decimal(texts.value(i), precision, scale_digits).ok()?
+        });
     }
     Decimal128Array::new(values.into(), texts.nulls().cloned())
         .with_precision_and_scale(precision, scale)
