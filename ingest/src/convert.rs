@@ -323,16 +323,10 @@ impl ColumnBuilder {
     }
 
     /// The array collected so far; the builder starts again empty, with room for as many values
-    /// (chunks of a file are alike: growing from nothing again would copy each column several
-    /// times over per chunk).
+    /// (see [`finish_texts_presized`]).
     pub fn finish(&mut self) -> ArrayRef {
         match self {
-            ColumnBuilder::Text(b) => {
-                let (rows, bytes) = (b.len(), b.values_slice().len());
-                let array = b.finish();
-                *b = StringBuilder::with_capacity(rows, bytes);
-                Arc::new(array)
-            }
+            ColumnBuilder::Text(b) => Arc::new(finish_texts_presized(b)),
             ColumnBuilder::Int(b) => Arc::new(finish_presized(b, Int64Builder::with_capacity)),
             ColumnBuilder::Decimal(b, p, s) => Arc::new(
                 finish_presized(b, Decimal128Builder::with_capacity)
@@ -347,6 +341,14 @@ impl ColumnBuilder {
             }
         }
     }
+}
+
+/// `builder`'s texts, the builder replaced by an empty one with room for as many values and bytes:
+/// chunks of one input are alike, and growing from nothing again would copy the column several
+/// times over per chunk.
+pub(crate) fn finish_texts_presized(builder: &mut StringBuilder) -> StringArray {
+    let (rows, bytes) = (builder.len(), builder.values_slice().len());
+    std::mem::replace(builder, StringBuilder::with_capacity(rows, bytes)).finish()
 }
 
 /// `builder`'s array, the builder replaced by an empty one with room for as many values.

@@ -12,13 +12,14 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayBuilder, ArrayRef, StringArray, StringBuilder};
+use datafusion::arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use flate2::read::MultiGzDecoder;
 
+use crate::convert::finish_texts_presized;
 use crate::pipeline::{Encoding, FormatKind, FormatSpec, delimiter_byte};
 
 /// The default limit on one field's size.
@@ -56,15 +57,15 @@ pub enum SourceError {
 }
 
 /// One record's fields, reused between calls to avoid an allocation per row.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct RecordBuf {
     /// Row number: the line in text files (header is line 1), the record index in others.
     pub row: u64,
     /// One text per column, `""` for empty or missing.
     pub fields: Vec<String>,
-    /// Per column, the values and text bytes of the last chunk read: the next chunk of the same
-    /// input is sized alike instead of growing from nothing (each doubling a copy of the column).
-    last_chunk: Vec<(usize, usize)>,
+    /// The chunks' text columns, kept from chunk to chunk: each is left sized as the last chunk
+    /// was (see [`finish_texts_presized`]).
+    texts: Vec<StringBuilder>,
 }
 
 /// What [`RecordReader::next`] found.
@@ -335,12 +336,8 @@ impl RecordReader {
         let width = self.columns.len();
         // Sized as the last chunk was; the first grows as records come: a push of ten rows should
         // not reserve room for thousands.
-        let mut fields: Vec<StringBuilder> = (0..width)
-            .map(|i| match buf.last_chunk.get(i) {
-                Some(&(values, bytes)) => StringBuilder::with_capacity(values, bytes),
-                None => StringBuilder::new(),
-            })
-            .collect();
+        let mut fields = std::mem::take(&mut buf.texts);
+        fields.resize_with(width, StringBuilder::new);
         let mut numbers = Vec::new();
         let mut malformed = Vec::new();
         // CSV fields go from the record straight into their columns, without a string each.
@@ -365,9 +362,13 @@ impl RecordReader {
                 Next::Malformed(row) => malformed.push(row),
             }
         }
-        buf.last_chunk = fields.iter().map(|b| (b.len(), b.values_slice().len())).collect();
+        let texts = fields
+            .iter_mut()
+            .map(|b| Arc::new(finish_texts_presized(b)) as ArrayRef)
+            .collect();
+        buf.texts = fields;
         Ok(RecordChunk {
-            fields: fields.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect(),
+            fields: texts,
             rows: numbers,
             malformed,
         })
