@@ -2,7 +2,7 @@
 //! on the same Parquet files in the same run, printing each ratio. Target: nothing slower than
 //! DuckDB.
 //!
-//! `cargo bench -p tributary --bench analyst_queries [-- CUSTOMERS] [queries | explain N]
+//! `cargo bench -p tributary --bench analyst_queries [-- CUSTOMERS] [queries | explain N | explain SQL]
 //! [compression=CODEC]`: by default 80,000 customers, about 10 million order lines, written with
 //! the default codec of `[storage] parquet_compression`. The company is generated, ingested and
 //! refreshed once into the target directory and reused by later runs. DuckDB comes from `tests/requirements.txt`,
@@ -94,11 +94,17 @@ const QUERIES: &[(&str, &str)] = &[
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // `explain N` names a query; any other number is the company's size.
+    // `explain N` names a query (or `explain "SELECT ..."` gives one, a part of a mart, say); any
+    // other number is the company's size.
     let explain = args.iter().position(|a| a == "explain").map(|i| {
-        args.get(i + 1)
-            .and_then(|n| n.parse::<usize>().ok())
-            .expect("explain takes a query number")
+        let what = args.get(i + 1).expect("explain takes a query number or SQL");
+        match what.parse::<usize>() {
+            Ok(n) => match QUERIES.get(n.wrapping_sub(1)) {
+                Some((name, sql)) => (name.to_string(), sql.to_string()),
+                None => panic!("no query {n}: they are numbered 1 to {}", QUERIES.len()),
+            },
+            Err(_) => ("the SQL given".to_string(), what.clone()),
+        }
     });
     let customers: u64 = args
         .iter()
@@ -153,10 +159,7 @@ fn main() {
 
     // `-- explain N`: query N's plan with what each step took (`EXPLAIN ANALYZE`), then the query
     // again and again for five seconds, for a profiler to watch; no DuckDB, no ratios.
-    if let Some(n) = explain {
-        let Some((name, sql)) = QUERIES.get(n.wrapping_sub(1)) else {
-            panic!("no query {n}: they are numbered 1 to {}", QUERIES.len());
-        };
+    if let Some((name, sql)) = explain {
         let as_of = runtime
             .block_on(warehouse.sql("SELECT MAX(order_date) FROM core.order_line"))
             .expect("last order date");
@@ -165,17 +168,17 @@ fn main() {
         let sql = sql.replace("{as_of}", &as_of);
         let plan = runtime
             .block_on(warehouse.sql(&format!("EXPLAIN ANALYZE {sql}")))
-            .expect(name);
+            .expect(&name);
         println!(
             "{name}\n{}",
             datafusion::arrow::util::pretty::pretty_format_batches(&plan.batches).expect("plan as text")
         );
         let started = Instant::now();
         let mut runs = 0;
-        while runs < 10 || started.elapsed().as_secs_f64() < 5.0 {
+        while runs < 3 || started.elapsed().as_secs_f64() < 5.0 {
             runtime
                 .block_on(warehouse.sql(&format!("-- run {runs}\n{sql}")))
-                .expect(name);
+                .expect(&name);
             runs += 1;
         }
         println!(
