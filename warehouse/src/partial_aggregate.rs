@@ -1277,8 +1277,9 @@ impl DenseKeys {
 /// (a small hash table per column, a few hundred or thousand values), and a row's group sits in
 /// an array at the place its numbers give, each column's number in bits of its own, the last
 /// column's lowest. DataFusion finds such a row by hashing all its values and probing one table
-/// of every group, whose values it then compares column by column; counting the twenty million
-/// product pairs of ten million order lines took most of a mart's time there.
+/// of every group, whose values it then compares column by column: the partial counts of the
+/// twenty million product pairs of ten million order lines took 4.39 s of CPU there, 2.69 s
+/// here (`EXPLAIN ANALYZE`, the pairs query of `marts.product_association` with its baskets).
 /// When the numbers need more bits than the groups warrant (the lines of millions of orders),
 /// the rest goes to DataFusion, as for [`DenseKeys`].
 struct GridKeys {
