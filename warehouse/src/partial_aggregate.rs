@@ -863,11 +863,10 @@ impl<const N: usize> Keys<N> {
                         Some(text) => text_key(key[c], text, row, &mut interners[c]),
                         None => key[c],
                     });
-                    let group = *self.groups.entry(canonical).or_insert_with(|| {
-                        out.first_rows.push(row as u32);
-                        out.groups += 1;
-                        out.groups - 1
-                    });
+                    let group = *self
+                        .groups
+                        .entry(canonical)
+                        .or_insert_with(|| new_group(&mut out.first_rows, &mut out.groups, row));
                     if let Some(slot) = free {
                         self.cache[slot] = (key, group, self.batch);
                     }
@@ -954,8 +953,7 @@ fn group_runs(keys: &BatchKeys, out: &mut Grouped) {
             continue;
         }
         if start || !in_run {
-            out.first_rows.push(row as u32);
-            out.groups += 1;
+            new_group(&mut out.first_rows, &mut out.groups, row);
             in_run = true;
         }
         out.indices.push(out.groups - 1);
@@ -1012,6 +1010,23 @@ struct Grouped {
     indices: Vec<usize>,
     first_rows: Vec<u32>,
     groups: usize,
+}
+
+/// A new group, first seen at `row` (`first_rows` and `groups` of a [`Grouped`], apart so that its
+/// `indices` can be filled meanwhile): its number.
+fn new_group(first_rows: &mut Vec<u32>, groups: &mut usize, row: usize) -> usize {
+    first_rows.push(row as u32);
+    *groups += 1;
+    *groups - 1
+}
+
+/// The group a slot of [`DenseKeys`] or [`GridKeys`] holds: a new one, first seen at `row`, when
+/// it is [`EMPTY_SLOT`].
+fn slot_group(slot: &mut u32, first_rows: &mut Vec<u32>, groups: &mut usize, row: usize) -> usize {
+    if *slot == EMPTY_SLOT {
+        *slot = new_group(first_rows, groups, row) as u32;
+    }
+    *slot as usize
 }
 
 /// [`Keys`] for the number of group columns the plan has, or [`DenseKeys`].
@@ -1136,11 +1151,9 @@ impl DenseKeys {
                 continue;
             }
             if nulls.is_null(row) {
-                let group = *self.null_group.get_or_insert_with(|| {
-                    out.first_rows.push(row as u32);
-                    out.groups += 1;
-                    out.groups - 1
-                });
+                let group = *self
+                    .null_group
+                    .get_or_insert_with(|| new_group(&mut out.first_rows, &mut out.groups, row));
                 out.indices.push(group);
                 continue;
             }
@@ -1159,12 +1172,8 @@ impl DenseKeys {
                 out.indices.clear();
                 return false;
             };
-            if *slot == EMPTY_SLOT {
-                *slot = out.groups as u32;
-                out.first_rows.push(row as u32);
-                out.groups += 1;
-            }
-            out.indices.push(*slot as usize);
+            out.indices
+                .push(slot_group(slot, &mut out.first_rows, &mut out.groups, row));
         }
         true
     }
@@ -1191,15 +1200,7 @@ impl DenseKeys {
             first_rows,
             groups,
         } = out;
-        let mut group_of = |row: usize, slot: usize| {
-            let slot = &mut slots[slot];
-            if *slot == EMPTY_SLOT {
-                *slot = *groups as u32;
-                first_rows.push(row as u32);
-                *groups += 1;
-            }
-            *slot as usize
-        };
+        let mut group_of = |row: usize, slot: usize| slot_group(&mut slots[slot], first_rows, groups, row);
         indices.clear();
         indices.reserve(values.len());
         match passing {
@@ -1355,12 +1356,8 @@ impl GridKeys {
                 place | (column[row] as usize) << shift
             });
             let slot = &mut self.slots[place];
-            if *slot == EMPTY_SLOT {
-                *slot = out.groups as u32;
-                out.first_rows.push(row as u32);
-                out.groups += 1;
-            }
-            out.indices.push(*slot as usize);
+            out.indices
+                .push(slot_group(slot, &mut out.first_rows, &mut out.groups, row));
         }
         true
     }
