@@ -662,7 +662,7 @@ impl ExecutionPlan for PartialAggregateExec {
             distinct: self.distinct.as_ref().map(|key| SeenKeys {
                 key: key.clone(),
                 interner: Interner::default(),
-                seen: HashSet::default(),
+                seen: SeenPairs::for_kind(key.kind),
                 partition,
             }),
             handed_over: None,
@@ -1528,8 +1528,56 @@ struct Aggregation {
 struct SeenKeys {
     key: Arc<DistinctKey>,
     interner: Interner,
-    seen: HashSet<(u32, u128)>,
+    seen: SeenPairs,
     partition: usize,
+}
+
+/// A set of (outer group, key) pairs. A number's word takes 65 bits (see [`value_words`]), so with
+/// a 32-bit group it packs into one 128-bit word: 16 bytes a pair instead of 32, and half the
+/// cache misses once the set outgrows the CPU's caches (1.5 million pairs a partition in
+/// `marts.customer_category_mix`). A text's word takes all 128 bits, so text keys stay pairs.
+enum SeenPairs {
+    Packed(HashSet<u128>),
+    Pairs(HashSet<(u32, u128)>),
+}
+
+impl SeenPairs {
+    fn for_kind(kind: KeyKind) -> Self {
+        match kind {
+            KeyKind::Text => SeenPairs::Pairs(HashSet::default()),
+            KeyKind::Value | KeyKind::Dense | KeyKind::Grid => SeenPairs::Packed(HashSet::default()),
+        }
+    }
+
+    fn reserve(&mut self, more: usize) {
+        match self {
+            SeenPairs::Packed(set) => set.reserve(more),
+            SeenPairs::Pairs(set) => set.reserve(more),
+        }
+    }
+
+    /// Whether the pair is new.
+    fn insert(&mut self, group: u32, word: u128) -> bool {
+        match self {
+            SeenPairs::Packed(set) => set.insert((u128::from(group) << 65) | word),
+            SeenPairs::Pairs(set) => set.insert((group, word)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            SeenPairs::Packed(set) => set.len(),
+            SeenPairs::Pairs(set) => set.len(),
+        }
+    }
+
+    fn size(&self) -> usize {
+        // A slot and its control byte.
+        match self {
+            SeenPairs::Packed(set) => set.capacity() * 17,
+            SeenPairs::Pairs(set) => set.capacity() * 33,
+        }
+    }
 }
 
 impl SeenKeys {
@@ -1548,13 +1596,12 @@ impl SeenKeys {
         words
             .iter()
             .zip(groups)
-            .map(|(&word, &group)| Some(seen.insert((group as u32, word))))
+            .map(|(&word, &group)| Some(seen.insert(group as u32, word)))
             .collect()
     }
 
     fn size(&self) -> usize {
-        // A (u32, u128) slot is 32 bytes, with one control byte.
-        self.seen.capacity() * 33 + self.interner.size()
+        self.seen.size() + self.interner.size()
     }
 }
 
