@@ -830,13 +830,12 @@ impl<const N: usize> Keys<N> {
     fn group(&mut self, batch: &BatchKeys, interners: &mut [Interner], out: &mut Grouped) {
         self.next_batch();
         let rows = batch.words.first().map_or(0, Vec::len);
-        out.indices.clear();
-        out.indices.reserve(rows);
-        for row in 0..rows {
-            if batch.passing.is_some_and(|passing| !passing.value(row)) {
-                out.indices.push(REJECTED_GROUP);
-                continue;
-            }
+        let Grouped {
+            indices,
+            first_rows,
+            groups,
+        } = out;
+        group_each_row(indices, rows, batch.passing, |row| {
             let key: [u128; N] = std::array::from_fn(|c| batch.words[c][row]);
             let first = Self::slot(&key);
             let mut cached = None;
@@ -857,7 +856,7 @@ impl<const N: usize> Keys<N> {
                     break;
                 }
             }
-            let group = match cached {
+            match cached {
                 Some(group) => group,
                 None => {
                     let canonical: [u128; N] = std::array::from_fn(|c| match batch.texts[c] {
@@ -867,15 +866,14 @@ impl<const N: usize> Keys<N> {
                     let group = *self
                         .groups
                         .entry(canonical)
-                        .or_insert_with(|| new_group(&mut out.first_rows, &mut out.groups, row));
+                        .or_insert_with(|| new_group(first_rows, groups, row));
                     if let Some(slot) = free {
                         self.cache[slot] = (key, group, self.batch);
                     }
                     group
                 }
-            };
-            out.indices.push(group);
-        }
+            }
+        });
     }
 
     fn size(&self) -> usize {
@@ -942,22 +940,37 @@ fn same_long_text(before: u128, now: u128, text: &StringViewArray, row: usize) -
 /// phase merges like any other.
 fn group_runs(keys: &BatchKeys, out: &mut Grouped) {
     let starts = run_starts(keys);
-    out.indices.clear();
-    out.indices.reserve(starts.len());
-    // A rejected row ends a run: the passing rows after it start another (one more partial row
-    // when the rejected row was in the middle of a key's rows).
-    let mut in_run = false;
-    for (row, start) in starts.into_iter().enumerate() {
-        if keys.passing.is_some_and(|passing| !passing.value(row)) {
-            out.indices.push(REJECTED_GROUP);
-            in_run = false;
-            continue;
+    let passing = keys.passing;
+    let Grouped {
+        indices,
+        first_rows,
+        groups,
+    } = out;
+    // A rejected row ends a run: the passing row after it starts another (one more partial row
+    // when the rejected row was in the middle of a key's rows). The first row starts one anyway.
+    group_each_row(indices, starts.len(), passing, |row| {
+        if starts[row] || passing.is_some_and(|passing| !passing.value(row - 1)) {
+            new_group(first_rows, groups, row);
         }
-        if start || !in_run {
-            new_group(&mut out.first_rows, &mut out.groups, row);
-            in_run = true;
-        }
-        out.indices.push(out.groups - 1);
+        *groups - 1
+    });
+}
+
+/// Fills `indices` with each row's group: [`REJECTED_GROUP`] for a row `passing` rejects,
+/// `group(row)` for the others, in row order.
+fn group_each_row(
+    indices: &mut Vec<usize>,
+    rows: usize,
+    passing: Option<&BooleanBuffer>,
+    mut group: impl FnMut(usize) -> usize,
+) {
+    indices.clear();
+    indices.reserve(rows);
+    for row in 0..rows {
+        indices.push(match passing {
+            Some(passing) if !passing.value(row) => REJECTED_GROUP,
+            _ => group(row),
+        });
     }
 }
 
@@ -1346,20 +1359,17 @@ impl GridKeys {
             self.widen(&bits);
         }
         let shifts = self.shifts();
-        out.indices.clear();
-        out.indices.reserve(rows);
-        for row in 0..rows {
-            if batch.passing.is_some_and(|passing| !passing.value(row)) {
-                out.indices.push(REJECTED_GROUP);
-                continue;
-            }
+        let Grouped {
+            indices,
+            first_rows,
+            groups,
+        } = out;
+        group_each_row(indices, rows, batch.passing, |row| {
             let place = numbers.iter().zip(&shifts).fold(0usize, |place, (column, &shift)| {
                 place | (column[row] as usize) << shift
             });
-            let slot = &mut self.slots[place];
-            out.indices
-                .push(slot_group(slot, &mut out.first_rows, &mut out.groups, row));
-        }
+            slot_group(&mut self.slots[place], first_rows, groups, row)
+        });
         true
     }
 
