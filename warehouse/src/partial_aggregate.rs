@@ -47,7 +47,10 @@
 //! A lone integer or date column (a day, a year, a small surrogate key) is grouped by
 //! [`DenseKeys`] instead, a slot per value, for as long as the values lie close enough together; once they do not, the rest
 //! goes to DataFusion in the same way. Several such columns are grouped by [`GridKeys`], a slot per
-//! combination of the values' numbers in their columns, for as long as those are few enough.
+//! combination of the values' numbers in their columns, for as long as those are few enough. A
+//! grid also takes over from the words, text and all, when the probe finds many groups but no runs
+//! and there are several group columns (the reporting rollups by day, category, region and
+//! segment), and it groups from the start a grouping by more columns than a key of words holds.
 
 use std::fmt;
 use std::sync::Arc;
@@ -86,8 +89,13 @@ use futures::StreamExt;
 use crate::planner_options::PlannerOptions;
 use crate::short_text_filter::{ConjunctFilter, passing_rows};
 
-/// Group columns a key holds: the analyst queries group by one to three; more go to DataFusion.
+/// Group columns a key of words holds: the analyst queries group by one to three. A grouping by
+/// more (up to [`MAX_GRID_COLUMNS`]) is grouped by a grid (the rollups' day, category, channel,
+/// region and segment); more than that go to DataFusion.
 pub const MAX_GROUP_COLUMNS: usize = 4;
+
+/// Group columns a [`GridKeys`] takes.
+const MAX_GRID_COLUMNS: usize = 8;
 
 /// Rows seen before judging whether the words pay: a batch at DataFusion's default size (a wrong
 /// call costs little, DataFusion's grouping then doing the rest). Not DataFusion's probe of
@@ -330,7 +338,7 @@ impl PartialAggregateExec {
     /// into a group of their own costs a branch per row.
     fn try_new(aggregate: &AggregateExec, plan: Arc<dyn ExecutionPlan>, fuse_filter: bool) -> Result<Option<Self>> {
         let group_by = aggregate.group_expr();
-        if !plain(aggregate, AggregateMode::Partial) {
+        if !plain(aggregate, AggregateMode::Partial, MAX_GRID_COLUMNS) {
             return Ok(None);
         }
         let input_schema = aggregate.input_schema();
@@ -397,6 +405,7 @@ impl PartialAggregateExec {
         let Some(inner) = outer.input().downcast_ref::<AggregateExec>() else {
             return Ok(None);
         };
+        let plain = |aggregate, mode| plain(aggregate, mode, MAX_GROUP_COLUMNS);
         if !plain(outer, AggregateMode::Partial)
             || outer.filter_expr().iter().any(Option::is_some)
             || !(plain(inner, AggregateMode::FinalPartitioned) || plain(inner, AggregateMode::Final))
@@ -501,15 +510,15 @@ impl PartialAggregateExec {
     }
 }
 
-/// Whether `aggregate` runs in `mode` with plain groups (at most [`MAX_GROUP_COLUMNS`], no
+/// Whether `aggregate` runs in `mode` with plain groups (at most `max_columns`, no
 /// grouping sets) and plain aggregates (groups accumulators, no ordering, no DISTINCT).
-fn plain(aggregate: &AggregateExec, mode: AggregateMode) -> bool {
+fn plain(aggregate: &AggregateExec, mode: AggregateMode, max_columns: usize) -> bool {
     let group_by = aggregate.group_expr();
     *aggregate.mode() == mode
         && group_by.is_single()
         && group_by.null_expr().is_empty()
         && !group_by.expr().is_empty()
-        && group_by.expr().len() <= MAX_GROUP_COLUMNS
+        && group_by.expr().len() <= max_columns
         && aggregate.limit_options().is_none()
         && aggregate.dynamic_expressions_produced().is_empty()
         && *aggregate.input_order_mode() == InputOrderMode::Linear
@@ -651,6 +660,7 @@ impl ExecutionPlan for PartialAggregateExec {
             runs_seen: 0,
             in_runs: false,
             in_runs_partitions: MetricBuilder::new(&self.metrics).counter("in_runs", partition),
+            in_grid_partitions: MetricBuilder::new(&self.metrics).counter("in_grid", partition),
             handover: self.distinct.is_none().then(|| Handover {
                 aggregate: self.aggregate.clone(),
                 filter: self.filter.as_ref().map(|f| f.exec.clone()),
@@ -1057,7 +1067,9 @@ impl KeyMap {
     fn new(groups: &[GroupColumn]) -> Self {
         match groups {
             [only] if only.kind == KeyKind::Dense => KeyMap::Dense(DenseKeys::default()),
-            [first, ..] if first.kind == KeyKind::Grid => KeyMap::Grid(GridKeys::new(groups.len())),
+            [first, ..] if first.kind == KeyKind::Grid => KeyMap::Grid(GridKeys::new(groups.len(), false)),
+            // More columns than words hold, one of them text: a grid whose places may be a table.
+            many if many.len() > MAX_GROUP_COLUMNS => KeyMap::Grid(GridKeys::new(many.len(), true)),
             [_] => KeyMap::One(Keys::new()),
             [_, _] => KeyMap::Two(Keys::new()),
             [_, _, _] => KeyMap::Three(Keys::new()),
@@ -1287,89 +1299,182 @@ impl DenseKeys {
     }
 }
 
-/// Groups by several integer or date columns (pairs of `product_key` in the products bought
-/// together, a customer and a year): each column's values are numbered in the order they come
-/// (a small hash table per column, a few hundred or thousand values), and a row's group sits in
-/// an array at the place its numbers give, each column's number in bits of its own, the last
-/// column's lowest. DataFusion finds such a row by hashing all its values and probing one table
-/// of every group, whose values it then compares column by column: the partial counts of the
-/// twenty million product pairs of ten million order lines took 4.39 s of CPU there, 2.69 s
+/// Groups by several columns whose values are few in each column, however many their combinations
+/// are: each column's values are numbered in the order they come (a small hash table per column,
+/// a few hundred or thousand values), and a row's group sits at the place its numbers give, each
+/// column's number in bits of its own, the last column's lowest. The places are an array while
+/// the groups fill enough of it, or else (a grid with a text column) a table of the places that
+/// hold a group.
+///
+/// An array for integers and dates (pairs of `product_key` in the products bought together, a
+/// customer and a year): DataFusion finds such a row by hashing all its values and probing one
+/// table of every group, whose values it then compares column by column: the partial counts of
+/// the twenty million product pairs of ten million order lines took 4.39 s of CPU there, 2.69 s
 /// here (`EXPLAIN ANALYZE`, the pairs query of `marts.product_association` with its baskets).
-/// When the numbers need more bits than the groups warrant (the lines of millions of orders),
-/// the rest goes to DataFusion, as for [`DenseKeys`].
+/// When the numbers need more places than the groups warrant (the lines of millions of orders),
+/// the rest goes to DataFusion, as for [`DenseKeys`], which then may skip the partial phase.
+///
+/// A table for the reporting rollups (day, category, channel, region and segment; week, SKU,
+/// category and region): order lines come by customer, so even the first batch makes thousands
+/// of groups and the word keys hand over, but each column has few values. DataFusion hashes and
+/// compares every row's text there (category and region names are longer than the 12 bytes a
+/// view holds: memcmp, about a third of those marts' CPU); here a text column's row costs a
+/// comparison with the row before, or a lookup of its view in the batch's few views, and the
+/// group one lookup of a 32-bit place. When the places need more than [`TABLED_GRID_BITS`]
+/// bits, the rest goes to DataFusion.
 struct GridKeys {
     columns: Vec<GridColumn>,
-    /// Each place's group, or [`EMPTY_SLOT`]; as many places as the columns' bits give.
-    slots: Vec<u32>,
+    places: GridPlaces,
+    /// Whether the places may be a table (see [`GridPlaces::Table`]).
+    tabled: bool,
+    /// Rows grouped so far, until a tabled grid is judged (see [`GRID_PROBE_ROWS`]).
+    rows_grouped: usize,
 }
+
+/// Where a [`GridKeys`] keeps each place's group.
+enum GridPlaces {
+    /// Each place's group, or [`EMPTY_SLOT`]; as many places as the columns' bits give.
+    Array(Vec<u32>),
+    /// The places that hold a group, and its number.
+    Table(HashMap<u32, u32>),
+}
+
+/// Bits a tabled grid's places may take: the table's keys are 32-bit.
+const TABLED_GRID_BITS: u32 = 32;
+
+/// Rows a tabled grid groups before it judges whether its columns' values are few: when one
+/// column has more than one value in [`HANDOVER_RATIO`] rows by then (the orders of each order's
+/// distinct categories, a new order every few lines), the table would hold nearly a group per
+/// row, and the rest goes to DataFusion, which then skips the partial phase (`SELECT DISTINCT
+/// order_key, category` over ten million lines: 2.3 s of CPU in a table). The rollups' columns
+/// have no more than a few thousand values (days, SKUs) however many rows come; the first
+/// [`PROBE_ROWS`] cannot tell the two apart, these many rows can.
+const GRID_PROBE_ROWS: usize = 16 * PROBE_ROWS;
 
 /// One column of a [`GridKeys`]: its values' numbers, and how many bits the numbers are given.
 #[derive(Default)]
 struct GridColumn {
+    /// By the word that stands for the value in every batch (see [`text_key`] for text).
     numbers: HashMap<u128, u32>,
+    /// A text column's numbers by the views of the batch at hand: equal views are equal text, and
+    /// a batch holds few distinct views, but another batch's views of the same text differ.
+    views: HashMap<u128, u32>,
+    interner: Interner,
     bits: u32,
 }
 
+impl GridColumn {
+    fn number(&mut self, word: u128) -> u32 {
+        let next = self.numbers.len() as u32;
+        *self.numbers.entry(word).or_insert(next)
+    }
+
+    /// Each row's number, from the column's words as the batch holds them (`text`, the array,
+    /// for a text column).
+    fn numbers_of(&mut self, words: &[u128], text: Option<&StringViewArray>) -> Vec<u32> {
+        let mut numbers = Vec::with_capacity(words.len());
+        self.views.clear();
+        // Rows of a join's output, or an order's lines, repeat the value before them often: no
+        // lookup then.
+        let mut last: Option<(u128, u32)> = None;
+        for (row, &word) in words.iter().enumerate() {
+            let number = match last {
+                Some((last_word, number)) if last_word == word => number,
+                _ => {
+                    let number = match text {
+                        None => self.number(word),
+                        Some(text) => match self.views.get(&word) {
+                            Some(&number) => number,
+                            None => {
+                                let key = text_key(word, text, row, &mut self.interner);
+                                let number = self.number(key);
+                                self.views.insert(word, number);
+                                number
+                            }
+                        },
+                    };
+                    last = Some((word, number));
+                    number
+                }
+            };
+            numbers.push(number);
+        }
+        numbers
+    }
+
+    fn size(&self) -> usize {
+        (self.numbers.capacity() + self.views.capacity()) * 32 + self.interner.size()
+    }
+}
+
 impl GridKeys {
-    fn new(columns: usize) -> Self {
+    /// A grid of `columns` columns; `tabled`, one whose places may be a table.
+    fn new(columns: usize, tabled: bool) -> Self {
         GridKeys {
             columns: (0..columns).map(|_| GridColumn::default()).collect(),
-            slots: vec![EMPTY_SLOT],
+            places: GridPlaces::Array(vec![EMPTY_SLOT]),
+            tabled,
+            rows_grouped: 0,
         }
     }
 
     /// Groups a batch by its columns' words (the rows `passing` rejects, if given, to
     /// [`REJECTED_GROUP`]); false, grouping nothing, when their numbers need more places than the
-    /// groups warrant.
+    /// groups warrant (or, tabled, more than [`TABLED_GRID_BITS`] bits, or a column has many
+    /// values: see [`GRID_PROBE_ROWS`]).
     fn group(&mut self, batch: &BatchKeys, out: &mut Grouped) -> bool {
         let rows = batch.rows();
         // Every row's number in each column, the rejected rows' too (widening the grid at worst).
-        let mut numbers = Vec::with_capacity(self.columns.len());
-        for (column, words) in self.columns.iter_mut().zip(&batch.words) {
-            let mut column_numbers = Vec::with_capacity(rows);
-            // Rows of a join's output repeat the value before them often: no lookup then.
-            let mut last: Option<(u128, u32)> = None;
-            for &word in words {
-                let number = match last {
-                    Some((last_word, number)) if last_word == word => number,
-                    _ => {
-                        let next = column.numbers.len() as u32;
-                        let number = *column.numbers.entry(word).or_insert(next);
-                        last = Some((word, number));
-                        number
-                    }
-                };
-                column_numbers.push(number);
-            }
-            numbers.push(column_numbers);
-        }
+        let numbers: Vec<Vec<u32>> = self
+            .columns
+            .iter_mut()
+            .zip(&batch.words)
+            .zip(&batch.texts)
+            .map(|((column, words), text)| column.numbers_of(words, *text))
+            .collect();
         let bits: Vec<u32> = self
             .columns
             .iter()
             .map(|c| usize::BITS - c.numbers.len().saturating_sub(1).leading_zeros())
             .collect();
+        let total: u32 = bits.iter().sum();
+        if self.tabled && self.rows_grouped < GRID_PROBE_ROWS {
+            self.rows_grouped += rows;
+            let most = self.columns.iter().map(|c| c.numbers.len()).max().unwrap_or(0);
+            if self.rows_grouped >= GRID_PROBE_ROWS && most as f64 > HANDOVER_RATIO * self.rows_grouped as f64 {
+                return false;
+            }
+        }
         let warranted = DENSE_MIN_SLOTS.max(DENSE_SLOTS_PER_GROUP * (out.groups + rows) as i128);
-        if 1i128
-            .checked_shl(bits.iter().sum())
-            .is_none_or(|places| places <= 0 || places > warranted)
-        {
+        let array = total < 64 && (1i128 << total) <= warranted;
+        if !(array || self.tabled && total <= TABLED_GRID_BITS) {
             return false;
         }
-        if self.columns.iter().zip(&bits).any(|(c, &b)| c.bits != b) {
-            self.widen(&bits);
+        let laid_out = self.columns.iter().zip(&bits).all(|(c, &b)| c.bits == b);
+        if !laid_out || array != matches!(self.places, GridPlaces::Array(_)) {
+            self.lay_out(&bits, array);
         }
         let shifts = self.shifts();
+        let place = |row: usize| {
+            numbers.iter().zip(&shifts).fold(0usize, |place, (column, &shift)| {
+                place | (column[row] as usize) << shift
+            })
+        };
         let Grouped {
             indices,
             first_rows,
             groups,
         } = out;
-        group_each_row(indices, rows, batch.passing, |row| {
-            let place = numbers.iter().zip(&shifts).fold(0usize, |place, (column, &shift)| {
-                place | (column[row] as usize) << shift
-            });
-            slot_group(&mut self.slots[place], first_rows, groups, row)
-        });
+        match &mut self.places {
+            GridPlaces::Array(slots) => group_each_row(indices, rows, batch.passing, |row| {
+                slot_group(&mut slots[place(row)], first_rows, groups, row)
+            }),
+            GridPlaces::Table(table) => group_each_row(indices, rows, batch.passing, |row| {
+                *table
+                    .entry(place(row) as u32)
+                    .or_insert_with(|| new_group(first_rows, groups, row) as u32) as usize
+            }),
+        }
         true
     }
 
@@ -1384,35 +1489,57 @@ impl GridKeys {
         shifts
     }
 
-    /// Lays the groups out again with `bits` per column (at least as many as before).
-    fn widen(&mut self, bits: &[u32]) {
+    /// Lays the groups out again with `bits` per column (at least as many as before), in an
+    /// array or a table.
+    fn lay_out(&mut self, bits: &[u32], array: bool) {
         let (old_shifts, old_bits): (Vec<u32>, Vec<u32>) =
             (self.shifts(), self.columns.iter().map(|c| c.bits).collect());
         for (column, &b) in self.columns.iter_mut().zip(bits) {
             column.bits = b;
         }
         let shifts = self.shifts();
-        let mut slots = vec![EMPTY_SLOT; 1 << bits.iter().sum::<u32>()];
-        for (place, &group) in self.slots.iter().enumerate() {
-            if group == EMPTY_SLOT {
-                continue;
-            }
+        let moved = |place: usize| {
             let mut moved = 0;
             for ((&old_shift, &old_bits), &shift) in old_shifts.iter().zip(&old_bits).zip(&shifts) {
                 moved |= (place >> old_shift & ((1 << old_bits) - 1)) << shift;
             }
-            slots[moved] = group;
-        }
-        self.slots = slots;
+            moved
+        };
+        let held: Vec<(usize, u32)> = match &self.places {
+            GridPlaces::Array(slots) => slots
+                .iter()
+                .enumerate()
+                .filter(|(_, group)| **group != EMPTY_SLOT)
+                .map(|(place, &group)| (place, group))
+                .collect(),
+            GridPlaces::Table(table) => table.iter().map(|(&place, &group)| (place as usize, group)).collect(),
+        };
+        self.places = if array {
+            let mut slots = vec![EMPTY_SLOT; 1 << bits.iter().sum::<u32>()];
+            for (place, group) in held {
+                slots[moved(place)] = group;
+            }
+            GridPlaces::Array(slots)
+        } else {
+            let mut table = HashMap::with_capacity(held.len());
+            for (place, group) in held {
+                table.insert(moved(place) as u32, group);
+            }
+            GridPlaces::Table(table)
+        };
     }
 
     fn size(&self) -> usize {
-        let numbers: usize = self.columns.iter().map(|c| c.numbers.capacity() * 24).sum();
-        self.slots.capacity() * 4 + numbers
+        let columns: usize = self.columns.iter().map(GridColumn::size).sum();
+        let places = match &self.places {
+            GridPlaces::Array(slots) => slots.capacity() * 4,
+            GridPlaces::Table(table) => table.capacity() * 9,
+        };
+        places + columns
     }
 
     fn clear(&mut self) {
-        *self = GridKeys::new(self.columns.len());
+        *self = GridKeys::new(self.columns.len(), self.tabled);
     }
 }
 
@@ -1519,6 +1646,8 @@ struct Aggregation {
     /// batch, instead of looking keys up at all.
     in_runs: bool,
     in_runs_partitions: Count,
+    /// Partitions whose word keys gave way to a grid after the probe.
+    in_grid_partitions: Count,
     /// What handing the input over needs, until it is.
     handover: Option<Handover>,
     /// DataFusion's partial aggregation of the rest of the input, once handed over.
@@ -1677,6 +1806,17 @@ impl Aggregation {
                 self.in_runs = true;
                 self.in_runs_partitions.add(1);
                 let output = self.emit();
+                self.done = output.is_err();
+                timer.done();
+                return Some(output);
+            }
+            if many_groups && self.groups.len() > 1 {
+                // Many combinations, but perhaps of few values in each column (a rollup by day,
+                // category and region over lines that come by customer): a grid, which hands
+                // over itself when the values are many too.
+                let output = self.emit();
+                self.keys = KeyMap::Grid(GridKeys::new(self.groups.len(), true));
+                self.in_grid_partitions.add(1);
                 self.done = output.is_err();
                 timer.done();
                 return Some(output);
@@ -2010,8 +2150,8 @@ mod tests {
     use datafusion::prelude::{SessionConfig, SessionContext};
 
     use super::{
-        BatchKeys, GridKeys, Grouped, KeyKind, PartialAggregateExec, PartialAggregation, fold_sums, groups_with_rows,
-        lane_sums,
+        BatchKeys, GridKeys, GridPlaces, Grouped, KeyKind, PartialAggregateExec, PartialAggregation, fold_sums,
+        groups_with_rows, lane_sums,
     };
     use crate::planner_options::PlannerOptions;
 
@@ -2271,7 +2411,7 @@ mod tests {
     /// while its first column's numbers outgrow their bits batch by batch (0 to 11 bits).
     #[test]
     fn a_grid_keeps_each_key_in_its_group_as_it_widens() {
-        let mut grid = GridKeys::new(2);
+        let mut grid = GridKeys::new(2, false);
         let mut grouped = Grouped::default();
         let mut group_of_key = std::collections::HashMap::new();
         for batch in 0..12 {
@@ -2300,7 +2440,7 @@ mod tests {
         let wide: ArrayRef = Arc::new(Int64Array::from_iter_values(0..2_048));
         let arrays = [wide.clone(), wide.clone(), wide];
         let keys = BatchKeys::of([KeyKind::Grid; 3], &arrays, None);
-        assert!(!GridKeys::new(3).group(&keys, &mut Grouped::default()));
+        assert!(!GridKeys::new(3, false).group(&keys, &mut Grouped::default()));
     }
 
     /// Partitions whose first rows hold a group for every other row hand the rest to DataFusion's
@@ -2669,5 +2809,186 @@ mod tests {
         ctx.sql("SET tributary.partial_aggregation = false").await.unwrap();
         assert!(!physical_plan(&ctx, sql).await.contains("PartialAggregateExec"));
         assert_eq!(answer(&ctx, sql).await, expected);
+    }
+
+    /// Order lines of a rollup, 60,000 in two partitions of 30 batches: a day (400 values), a
+    /// long category name (20, from a dictionary in every other batch, as Parquet gives them), a
+    /// region (6), a channel (3) and a segment (4 and null), each from bits of its own of a hash
+    /// of the row, so that the rows' combinations of them are nearly all different and come in
+    /// no runs.
+    fn rollup_lines(ctx: &SessionContext) {
+        let batch = |rows: std::ops::Range<u64>| {
+            let hashes: Vec<u64> = rows
+                .clone()
+                .map(|r| r.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20)
+                .collect();
+            let names: Vec<String> = (0..20).map(|c| format!("Category number {c:02} of twenty")).collect();
+            let category: Vec<&str> = hashes.iter().map(|h| names[(h % 20) as usize].as_str()).collect();
+            let category: ArrayRef = if (rows.start / 1_000).is_multiple_of(2) {
+                let dictionary: DictionaryArray<Int32Type> = category.into_iter().map(Some).collect();
+                cast(&dictionary, &DataType::Utf8View).unwrap()
+            } else {
+                Arc::new(StringViewArray::from_iter_values(category))
+            };
+            let regions = ["North", "South", "East", "West", "Centre", "Islands of the far north"];
+            let channels = ["web", "store", "phone"];
+            let segments = [
+                Some("consumer"),
+                Some("small business"),
+                Some("enterprise"),
+                None,
+                Some("public"),
+            ];
+            RecordBatch::try_from_iter([
+                (
+                    "day",
+                    Arc::new(Date32Array::from_iter_values(
+                        hashes.iter().map(|h| 19_000 + (h >> 8) as i32 % 400),
+                    )) as ArrayRef,
+                ),
+                ("category", category),
+                (
+                    "region",
+                    Arc::new(StringViewArray::from_iter_values(
+                        hashes.iter().map(|h| regions[(h >> 17) as usize % 6]),
+                    )),
+                ),
+                (
+                    "channel",
+                    Arc::new(StringViewArray::from_iter_values(
+                        hashes.iter().map(|h| channels[(h >> 21) as usize % 3]),
+                    )),
+                ),
+                (
+                    "segment",
+                    Arc::new(StringViewArray::from_iter(
+                        hashes.iter().map(|h| segments[(h >> 25) as usize % 5]),
+                    )),
+                ),
+                (
+                    "net_amount",
+                    Arc::new(Int64Array::from_iter_values(rows.map(|r| (r % 1_000) as i64))),
+                ),
+            ])
+            .unwrap()
+        };
+        let partitions: Vec<Vec<RecordBatch>> = (0..2)
+            .map(|p| {
+                (0..30)
+                    .map(|b| batch((p * 30 + b) * 1_000..(p * 30 + b + 1) * 1_000))
+                    .collect()
+            })
+            .collect();
+        let schema = partitions[0][0].schema();
+        ctx.register_table("rollup_line", Arc::new(MemTable::try_new(schema, partitions).unwrap()))
+            .unwrap();
+    }
+
+    /// A grouping of several columns with few values each but many combinations in a partition's
+    /// first rows: the words give way to a grid (an array of places for four columns here, a
+    /// table for five), nothing goes to DataFusion, and the answers are DataFusion's.
+    #[tokio::test]
+    async fn rollups_of_few_values_in_many_combinations_go_to_a_grid() {
+        let (ours, theirs) = (session(true), session(false));
+        rollup_lines(&ours);
+        rollup_lines(&theirs);
+        let four = "SELECT day, category, region, channel, COUNT(*) AS lines, SUM(net_amount) AS revenue \
+                    FROM rollup_line GROUP BY 1, 2, 3, 4";
+        assert!(partitions(&ours, four, "in_grid").await > 0);
+        assert_eq!(partitions(&ours, four, "handed_over").await, 0);
+        let five = "SELECT day, category, region, channel, COALESCE(segment, 'unknown') AS segment, \
+                    COUNT(*) AS lines, SUM(net_amount) AS revenue FROM rollup_line \
+                    WHERE net_amount <> 7 GROUP BY 1, 2, 3, 4, 5";
+        assert_eq!(partitions(&ours, five, "handed_over").await, 0);
+        for sql in [four, five] {
+            let sql = format!("{sql} ORDER BY 1, 2, 3, 4, 5");
+            assert!(
+                physical_plan(&ours, &sql).await.contains("PartialAggregateExec"),
+                "{sql}"
+            );
+            assert!(
+                !physical_plan(&theirs, &sql).await.contains("PartialAggregateExec"),
+                "{sql}"
+            );
+            assert_eq!(answer(&ours, &sql).await, answer(&theirs, &sql).await, "{sql}");
+        }
+        // One total checked by hand: 60,000 lines, of which those with a net amount of 7 (row
+        // numbers ending in 007: 60) are left out.
+        let total = format!("SELECT SUM(lines) AS lines FROM ({five})");
+        assert_eq!(
+            answer(&ours, &total).await,
+            ["+-------+", "| lines |", "+-------+", "| 59940 |", "+-------+"].join("\n")
+        );
+    }
+
+    /// A tabled grid keeps each key in its group whatever its text's views, and takes at most 32
+    /// bits of places.
+    #[test]
+    fn a_tabled_grid_numbers_text_by_value() {
+        let text = |values: Vec<String>| -> ArrayRef { Arc::new(StringViewArray::from_iter_values(values)) };
+        let long = |n: usize| format!("a value longer than a view holds, number {n}");
+        let mut grid = GridKeys::new(3, true);
+        let mut grouped = Grouped::default();
+        let mut group_of_key = std::collections::HashMap::new();
+        for batch in 0..4usize {
+            // 2,048 long values (in another order, and so other views, in each batch), 3 short
+            // and 256 short: 21 bits of places, more than 2,048 groups warrant in an array.
+            let rows: Vec<usize> = (0..2_048).map(|r| (r * 7 + batch * 11) % 2_048).collect();
+            let arrays = [
+                text(rows.iter().map(|&r| long(r)).collect()),
+                text(rows.iter().map(|&r| ["x", "y", "z"][r % 3].to_string()).collect()),
+                text(rows.iter().map(|&r| format!("w{}", r * 5 % 256)).collect()),
+            ];
+            let keys = BatchKeys::of([KeyKind::Text; 3], &arrays, None);
+            assert!(grid.group(&keys, &mut grouped), "batch {batch} fits");
+            assert!(matches!(grid.places, GridPlaces::Table(_)));
+            for (row, &group) in grouped.indices.iter().enumerate() {
+                let key = rows[row];
+                assert_eq!(
+                    *group_of_key.entry(key).or_insert(group),
+                    group,
+                    "batch {batch}, row {row}"
+                );
+            }
+        }
+        assert_eq!(grouped.groups, 2_048, "the same 2,048 keys in every batch");
+        // 2,048 values in each of three columns need 33 bits.
+        let wide = text((0..2_048).map(long).collect());
+        let arrays = [wide.clone(), wide.clone(), wide];
+        let keys = BatchKeys::of([KeyKind::Text; 3], &arrays, None);
+        assert!(!GridKeys::new(3, true).group(&keys, &mut Grouped::default()));
+    }
+
+    /// A tabled grid judges its columns after [`super::GRID_PROBE_ROWS`] rows: a column with a
+    /// new value every few rows (an order key) hands the rest over; columns of a few thousand
+    /// values each, in as many combinations as rows, stay.
+    #[test]
+    fn a_tabled_grid_hands_over_a_column_of_many_values() {
+        let group_all = |key: &dyn Fn(usize) -> (String, i64)| -> Option<usize> {
+            let mut grid = GridKeys::new(2, true);
+            let mut grouped = Grouped::default();
+            for batch in 0..20 {
+                let rows = batch * 8_192..(batch + 1) * 8_192;
+                let (text, number): (Vec<String>, Vec<i64>) = rows.map(key).unzip();
+                let arrays: [ArrayRef; 2] = [
+                    Arc::new(StringViewArray::from_iter_values(text)),
+                    Arc::new(Int64Array::from_iter_values(number)),
+                ];
+                let keys = BatchKeys::of([KeyKind::Text, KeyKind::Value], &arrays, None);
+                if !grid.group(&keys, &mut grouped) {
+                    return Some(batch);
+                }
+            }
+            None
+        };
+        // An order every four lines, and its lines' categories: judged at the 16th batch.
+        let orders = |row: usize| (format!("order {}", row / 4), (row % 9) as i64);
+        assert_eq!(group_all(&orders), Some(15));
+        // 2,000 SKUs and 1,000 days, hashed together: a group for most rows, but few values.
+        let rollup = |row: usize| {
+            let hash = row.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 24;
+            (format!("SKU-{:05}", hash % 2_000), (hash / 2_000 % 1_000) as i64)
+        };
+        assert_eq!(group_all(&rollup), None);
     }
 }
