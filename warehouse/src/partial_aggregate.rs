@@ -8,8 +8,8 @@
 //! bytes of each distinct view once, and every other row is found by its view alone.
 //!
 //! [`PartialAggregation`] replaces a partial `AggregateExec` by [`PartialAggregateExec`] when its
-//! group columns are text views or fixed-width values (at most [`MAX_GROUP_COLUMNS`], one of them
-//! text, or else integers and dates alone, see below: by numbers alone words measured slower than
+//! group columns are text views or fixed-width values (at most [`MAX_GROUP_COLUMNS`] for words, one
+//! of them text, or else integers and dates alone, see below: by numbers alone words measured slower than
 //! DataFusion's hash table of the values themselves, 250 ms against 206 ms of CPU for 80,000
 //! customers in ten million order lines) and every
 //! aggregate has a groups accumulator (SUM, COUNT, MIN, MAX, AVG, ...) with no ordering. A row is
