@@ -1359,7 +1359,6 @@ struct GridColumn {
     /// A text column's numbers by the views of the batch at hand: equal views are equal text, and
     /// a batch holds few distinct views, but another batch's views of the same text differ.
     views: HashMap<u128, u32>,
-    interner: Interner,
     bits: u32,
 }
 
@@ -1370,8 +1369,8 @@ impl GridColumn {
     }
 
     /// Each row's number, from the column's words as the batch holds them (`text`, the array,
-    /// for a text column).
-    fn numbers_of(&mut self, words: &[u128], text: Option<&StringViewArray>) -> Vec<u32> {
+    /// for a text column, whose long values `interner` keeps, as for the word keys).
+    fn numbers_of(&mut self, words: &[u128], text: Option<&StringViewArray>, interner: &mut Interner) -> Vec<u32> {
         let mut numbers = Vec::with_capacity(words.len());
         self.views.clear();
         // Rows of a join's output, or an order's lines, repeat the value before them often: no
@@ -1386,7 +1385,7 @@ impl GridColumn {
                         Some(text) => match self.views.get(&word) {
                             Some(&number) => number,
                             None => {
-                                let key = text_key(word, text, row, &mut self.interner);
+                                let key = text_key(word, text, row, interner);
                                 let number = self.number(key);
                                 self.views.insert(word, number);
                                 number
@@ -1403,7 +1402,7 @@ impl GridColumn {
     }
 
     fn size(&self) -> usize {
-        (self.numbers.capacity() + self.views.capacity()) * 32 + self.interner.size()
+        (self.numbers.capacity() + self.views.capacity()) * 32
     }
 }
 
@@ -1422,7 +1421,7 @@ impl GridKeys {
     /// [`REJECTED_GROUP`]); false, grouping nothing, when their numbers need more places than the
     /// groups warrant (or, tabled, more than [`TABLED_GRID_BITS`] bits, or a column has many
     /// values: see [`GRID_PROBE_ROWS`]).
-    fn group(&mut self, batch: &BatchKeys, out: &mut Grouped) -> bool {
+    fn group(&mut self, batch: &BatchKeys, interners: &mut [Interner], out: &mut Grouped) -> bool {
         let rows = batch.rows();
         // Every row's number in each column, the rejected rows' too (widening the grid at worst).
         let numbers: Vec<Vec<u32>> = self
@@ -1430,7 +1429,8 @@ impl GridKeys {
             .iter_mut()
             .zip(&batch.words)
             .zip(&batch.texts)
-            .map(|((column, words), text)| column.numbers_of(words, *text))
+            .zip(interners)
+            .map(|(((column, words), text), interner)| column.numbers_of(words, *text, interner))
             .collect();
         let bits: Vec<u32> = self
             .columns
@@ -1911,7 +1911,7 @@ impl Aggregation {
             }
         } else if let KeyMap::Grid(grid) = &mut self.keys {
             let keys = BatchKeys::of(self.groups.iter().map(|g| g.kind), &arrays, passing);
-            if !grid.group(&keys, &mut grouped) {
+            if !grid.group(&keys, &mut self.interners, &mut grouped) {
                 return Ok(false);
             }
         } else {
@@ -2150,8 +2150,8 @@ mod tests {
     use datafusion::prelude::{SessionConfig, SessionContext};
 
     use super::{
-        BatchKeys, GridKeys, GridPlaces, Grouped, KeyKind, PartialAggregateExec, PartialAggregation, fold_sums,
-        groups_with_rows, lane_sums,
+        BatchKeys, GridKeys, GridPlaces, Grouped, Interner, KeyKind, PartialAggregateExec, PartialAggregation,
+        fold_sums, groups_with_rows, lane_sums,
     };
     use crate::planner_options::PlannerOptions;
 
@@ -2291,6 +2291,32 @@ mod tests {
         pretty_format_batches(&batches).unwrap().to_string()
     }
 
+    /// Registers `name`, two partitions of `batches` batches of `rows` rows each, made by `batch`
+    /// from the rows' numbers (counted on from 0 across the batches, the first partition's first).
+    fn register_in_partitions(
+        ctx: &SessionContext,
+        name: &str,
+        batches: i64,
+        rows: i64,
+        batch: impl Fn(std::ops::Range<i64>) -> RecordBatch,
+    ) {
+        let partitions: Vec<Vec<RecordBatch>> = (0..2)
+            .map(|p| {
+                (0..batches)
+                    .map(|b| batch((p * batches + b) * rows..(p * batches + b + 1) * rows))
+                    .collect()
+            })
+            .collect();
+        let schema = partitions[0][0].schema();
+        ctx.register_table(name, Arc::new(MemTable::try_new(schema, partitions).unwrap()))
+            .unwrap();
+    }
+
+    /// The interners of a grid's columns: its long text values, kept from batch to batch.
+    fn interners(columns: usize) -> Vec<Interner> {
+        (0..columns).map(|_| Interner::default()).collect()
+    }
+
     async fn physical_plan(ctx: &SessionContext, sql: &str) -> String {
         let plan = ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap();
         displayable(plan.as_ref()).indent(false).to_string()
@@ -2411,7 +2437,7 @@ mod tests {
     /// while its first column's numbers outgrow their bits batch by batch (0 to 11 bits).
     #[test]
     fn a_grid_keeps_each_key_in_its_group_as_it_widens() {
-        let mut grid = GridKeys::new(2, false);
+        let (mut grid, mut held) = (GridKeys::new(2, false), interners(2));
         let mut grouped = Grouped::default();
         let mut group_of_key = std::collections::HashMap::new();
         for batch in 0..12 {
@@ -2422,7 +2448,7 @@ mod tests {
             let second: ArrayRef = Arc::new(Date32Array::from_iter_values(rows.iter().map(|&r| (r % 3) as i32)));
             let arrays = [first, second];
             let keys = BatchKeys::of([KeyKind::Grid, KeyKind::Grid], &arrays, None);
-            assert!(grid.group(&keys, &mut grouped), "batch {batch} fits");
+            assert!(grid.group(&keys, &mut held, &mut grouped), "batch {batch} fits");
             assert_eq!(grouped.indices.len(), rows.len());
             for (row, &group) in grouped.indices.iter().enumerate() {
                 let key = (keys.words[0][row], keys.words[1][row]);
@@ -2440,7 +2466,7 @@ mod tests {
         let wide: ArrayRef = Arc::new(Int64Array::from_iter_values(0..2_048));
         let arrays = [wide.clone(), wide.clone(), wide];
         let keys = BatchKeys::of([KeyKind::Grid; 3], &arrays, None);
-        assert!(!GridKeys::new(3, false).group(&keys, &mut Grouped::default()));
+        assert!(!GridKeys::new(3, false).group(&keys, &mut interners(3), &mut Grouped::default()));
     }
 
     /// Partitions whose first rows hold a group for every other row hand the rest to DataFusion's
@@ -2549,16 +2575,7 @@ mod tests {
             ])
             .unwrap()
         };
-        let partitions: Vec<Vec<RecordBatch>> = (0..2)
-            .map(|p| {
-                (0..4)
-                    .map(|b| batch((p * 4 + b) * 3_000..(p * 4 + b + 1) * 3_000))
-                    .collect()
-            })
-            .collect();
-        let schema = partitions[0][0].schema();
-        ctx.register_table("far_keys", Arc::new(MemTable::try_new(schema, partitions).unwrap()))
-            .unwrap();
+        register_in_partitions(ctx, "far_keys", 4, 3_000, batch);
     }
 
     /// A filter right below a partial aggregation is applied by it: the rows it rejects (false
@@ -2817,14 +2834,14 @@ mod tests {
     /// of the row, so that the rows' combinations of them are nearly all different and come in
     /// no runs.
     fn rollup_lines(ctx: &SessionContext) {
-        let batch = |rows: std::ops::Range<u64>| {
+        let batch = |rows: std::ops::Range<i64>| {
             let hashes: Vec<u64> = rows
                 .clone()
-                .map(|r| r.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20)
+                .map(|r| (r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20)
                 .collect();
             let names: Vec<String> = (0..20).map(|c| format!("Category number {c:02} of twenty")).collect();
             let category: Vec<&str> = hashes.iter().map(|h| names[(h % 20) as usize].as_str()).collect();
-            let category: ArrayRef = if (rows.start / 1_000).is_multiple_of(2) {
+            let category: ArrayRef = if rows.start / 1_000 % 2 == 0 {
                 let dictionary: DictionaryArray<Int32Type> = category.into_iter().map(Some).collect();
                 cast(&dictionary, &DataType::Utf8View).unwrap()
             } else {
@@ -2867,21 +2884,12 @@ mod tests {
                 ),
                 (
                     "net_amount",
-                    Arc::new(Int64Array::from_iter_values(rows.map(|r| (r % 1_000) as i64))),
+                    Arc::new(Int64Array::from_iter_values(rows.map(|r| r % 1_000))),
                 ),
             ])
             .unwrap()
         };
-        let partitions: Vec<Vec<RecordBatch>> = (0..2)
-            .map(|p| {
-                (0..30)
-                    .map(|b| batch((p * 30 + b) * 1_000..(p * 30 + b + 1) * 1_000))
-                    .collect()
-            })
-            .collect();
-        let schema = partitions[0][0].schema();
-        ctx.register_table("rollup_line", Arc::new(MemTable::try_new(schema, partitions).unwrap()))
-            .unwrap();
+        register_in_partitions(ctx, "rollup_line", 30, 1_000, batch);
     }
 
     /// A grouping of several columns with few values each but many combinations in a partition's
@@ -2927,7 +2935,7 @@ mod tests {
     fn a_tabled_grid_numbers_text_by_value() {
         let text = |values: Vec<String>| -> ArrayRef { Arc::new(StringViewArray::from_iter_values(values)) };
         let long = |n: usize| format!("a value longer than a view holds, number {n}");
-        let mut grid = GridKeys::new(3, true);
+        let (mut grid, mut held) = (GridKeys::new(3, true), interners(3));
         let mut grouped = Grouped::default();
         let mut group_of_key = std::collections::HashMap::new();
         for batch in 0..4usize {
@@ -2940,7 +2948,7 @@ mod tests {
                 text(rows.iter().map(|&r| format!("w{}", r * 5 % 256)).collect()),
             ];
             let keys = BatchKeys::of([KeyKind::Text; 3], &arrays, None);
-            assert!(grid.group(&keys, &mut grouped), "batch {batch} fits");
+            assert!(grid.group(&keys, &mut held, &mut grouped), "batch {batch} fits");
             assert!(matches!(grid.places, GridPlaces::Table(_)));
             for (row, &group) in grouped.indices.iter().enumerate() {
                 let key = rows[row];
@@ -2956,7 +2964,7 @@ mod tests {
         let wide = text((0..2_048).map(long).collect());
         let arrays = [wide.clone(), wide.clone(), wide];
         let keys = BatchKeys::of([KeyKind::Text; 3], &arrays, None);
-        assert!(!GridKeys::new(3, true).group(&keys, &mut Grouped::default()));
+        assert!(!GridKeys::new(3, true).group(&keys, &mut interners(3), &mut Grouped::default()));
     }
 
     /// A tabled grid judges its columns after [`super::GRID_PROBE_ROWS`] rows: a column with a
@@ -2965,7 +2973,7 @@ mod tests {
     #[test]
     fn a_tabled_grid_hands_over_a_column_of_many_values() {
         let group_all = |key: &dyn Fn(usize) -> (String, i64)| -> Option<usize> {
-            let mut grid = GridKeys::new(2, true);
+            let (mut grid, mut held) = (GridKeys::new(2, true), interners(2));
             let mut grouped = Grouped::default();
             for batch in 0..20 {
                 let rows = batch * 8_192..(batch + 1) * 8_192;
@@ -2975,7 +2983,7 @@ mod tests {
                     Arc::new(Int64Array::from_iter_values(number)),
                 ];
                 let keys = BatchKeys::of([KeyKind::Text, KeyKind::Value], &arrays, None);
-                if !grid.group(&keys, &mut grouped) {
+                if !grid.group(&keys, &mut held, &mut grouped) {
                     return Some(batch);
                 }
             }
