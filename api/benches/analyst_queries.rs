@@ -2,7 +2,7 @@
 //! on the same Parquet files in the same run, printing each ratio. Target: nothing slower than
 //! DuckDB.
 //!
-//! `cargo bench -p tributary --bench analyst_queries [-- CUSTOMERS] [queries | explain N | explain SQL]
+//! `cargo bench -p tributary --bench analyst_queries [-- CUSTOMERS] [queries | explain N | explain SQL | explain mart NAME]
 //! [compression=CODEC]`: by default 80,000 customers, about 10 million order lines, written with
 //! the default codec of `[storage] parquet_compression`. The company is generated, ingested and
 //! refreshed once into the target directory and reused by later runs. DuckDB comes from `tests/requirements.txt`,
@@ -23,7 +23,7 @@ use tributary_ingest::sample_company::{SampleOptions, generate};
 use tributary_warehouse::engine::Warehouse;
 use tributary_warehouse::layout::{DataDir, Layer};
 use tributary_warehouse::limits::QueryLimits;
-use tributary_warehouse::refresh::{MARTS, MartParams, Rebuild, refresh, refresh_with, render};
+use tributary_warehouse::refresh::{MARTS, MartParams, Rebuild, explain_mart, refresh, refresh_with, render};
 use tributary_warehouse::store::{ParquetCompression, StorageOptions};
 
 #[path = "../../tests/python.rs"]
@@ -97,7 +97,11 @@ fn main() {
     // `explain N` names a query (or `explain "SELECT ..."` gives one, a part of a mart, say); any
     // other number is the company's size.
     let explain = args.iter().position(|a| a == "explain").map(|i| {
-        let what = args.get(i + 1).expect("explain takes a query number or SQL");
+        let what = args.get(i + 1).expect("explain takes a query number, SQL or a mart");
+        if what == "mart" {
+            let mart = args.get(i + 2).expect("explain mart takes a mart's name");
+            return (mart.clone(), String::new());
+        }
         match what.parse::<usize>() {
             Ok(n) => match QUERIES.get(n.wrapping_sub(1)) {
                 Some((name, sql)) => (name.to_string(), sql.to_string()),
@@ -159,6 +163,23 @@ fn main() {
 
     // `-- explain N`: query N's plan with what each step took (`EXPLAIN ANALYZE`), then the query
     // again and again for five seconds, for a profiler to watch; no DuckDB, no ratios.
+    // `-- explain mart NAME`: the mart built as the refresh builds it (its materialized CTEs
+    // first), not written, with each plan's steps; then again and again for five seconds.
+    if let Some((name, sql)) = &explain
+        && sql.is_empty()
+    {
+        let (plans, seconds) = runtime.block_on(explain_mart(&warehouse, &params, name)).expect(name);
+        println!("{plans}\nfirst run: {seconds:.2} s");
+        let (started, mut runs) = (Instant::now(), 0);
+        let mut each = Vec::new();
+        while runs < 3 || started.elapsed().as_secs_f64() < 5.0 {
+            each.push(runtime.block_on(explain_mart(&warehouse, &params, name)).expect(name).1);
+            runs += 1;
+        }
+        let each: Vec<String> = each.iter().map(|s| format!("{s:.2}")).collect();
+        println!("{runs} more runs: {} s", each.join(", "));
+        return;
+    }
     if let Some((name, sql)) = explain {
         let as_of = runtime
             .block_on(warehouse.sql("SELECT MAX(order_date) FROM core.order_line"))

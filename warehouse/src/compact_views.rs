@@ -165,7 +165,7 @@ impl ExecutionPlan for CompactViewsExec {
 }
 
 /// `batch` with its view columns compacted where they need it (see [`CompactViewsExec`]).
-fn compact(batch: &RecordBatch) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+pub(crate) fn compact(batch: &RecordBatch) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
     let mut changed = false;
     let columns: Vec<ArrayRef> = batch
         .columns()

@@ -330,6 +330,7 @@ impl Warehouse {
             .with_config(config)
             .with_runtime_env(self.runtime.clone())
             .with_default_features()
+            .with_physical_optimizer_rules(crate::self_join::with_default_rules())
             .with_physical_optimizer_rule(Arc::new(crate::partial_aggregate::PartialAggregation))
             .with_physical_optimizer_rule(Arc::new(crate::compact_views::CompactViews))
             .build();

@@ -32,6 +32,7 @@ pub mod profile;
 pub mod query_log;
 pub mod refresh;
 pub mod result_cache;
+pub mod self_join;
 pub mod semantic;
 mod short_text_filter;
 pub mod store;

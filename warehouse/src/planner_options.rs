@@ -25,6 +25,9 @@ extensions_options! {
         /// Text copied into one buffer per batch where an operator keeps batches: a hash join's
         /// build side, the inputs of a merge of sorted streams (`compact_views`).
         pub compact_views: bool, default = true
+        /// An in-memory table joined with itself on one key by sorting its rows by the key once
+        /// and pairing the rows of each key (`self_join`), instead of a hash join.
+        pub self_join: bool, default = true
     }
 }
 
@@ -96,7 +99,8 @@ mod tests {
                 "TRIBUTARY_PARTIAL_AGGREGATION",
                 "TRIBUTARY_DISTINCT_AGGREGATION",
                 "TRIBUTARY_FILTERED_AGGREGATION",
-                "TRIBUTARY_COMPACT_VIEWS"
+                "TRIBUTARY_COMPACT_VIEWS",
+                "TRIBUTARY_SELF_JOIN"
             ]
         );
     }

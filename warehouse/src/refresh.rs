@@ -370,7 +370,7 @@ impl PlannedBuild {
                 table: label.clone(),
                 source,
             };
-            let (query, materialized) = plan_materializing(&ctx, statement).await.map_err(build)?;
+            let (query, materialized) = plan_materializing(&ctx, statement, None).await.map_err(build)?;
             store
                 .replace_query(derived.layer, derived.name, query, metadata(&inputs))
                 .await?;
@@ -394,9 +394,11 @@ impl PlannedBuild {
 /// PostgreSQL honour the same hint, so the marts' SQL stays portable. Returns the plan of what is
 /// left and the tables it reads the materialized CTEs from, which leave the session when that is
 /// dropped (once the plan has run). CTEs with a column list stay inline (the hint is a hint).
+/// With `explained`, each materialized CTE's plan is added to it with what each step took.
 async fn plan_materializing<'a>(
     ctx: &'a SessionContext,
     statement: datafusion::sql::parser::Statement,
+    mut explained: Option<&mut Vec<String>>,
 ) -> Result<(datafusion::dataframe::DataFrame, MaterializedCtes<'a>), DataFusionError> {
     use datafusion::sql::parser::Statement as DfStatement;
     use datafusion::sql::sqlparser::ast::{CteAsMaterialized, Statement, With};
@@ -435,7 +437,11 @@ async fn plan_materializing<'a>(
                 .await?;
             let frame = ctx.execute_logical_plan(plan).await?;
             let schema = Arc::new(frame.schema().as_arrow().clone());
-            let batches = frame.collect().await?;
+            let plan = frame.create_physical_plan().await?;
+            let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx()).await?;
+            if let Some(explained) = explained.as_deref_mut() {
+                explained.push(explain_analyzed(&format!("{name} AS MATERIALIZED"), &plan, &batches));
+            }
             // Spread over the partitions so that what reads it runs on every core.
             let lanes = ctx.state().config().target_partitions().max(1);
             let mut partitions = vec![Vec::new(); lanes];
@@ -454,6 +460,58 @@ async fn plan_materializing<'a>(
     }
     let plan = ctx.state().statement_to_plan(statement).await?;
     Ok((ctx.execute_logical_plan(plan).await?, registered))
+}
+
+/// A plan that ran, with what each step took, as `EXPLAIN ANALYZE` shows it, under a heading.
+fn explain_analyzed(
+    heading: &str,
+    plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    batches: &[datafusion::arrow::array::RecordBatch],
+) -> String {
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let steps = datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true);
+    format!("{heading} ({rows} rows):\n{steps}")
+}
+
+/// Run one mart's statement as the refresh would, without writing it: returns each materialized
+/// CTE's plan and the statement's, with what each step took, and the seconds the whole took. For
+/// profiling a mart (`cargo bench --bench analyst_queries -- explain mart NAME`).
+pub async fn explain_mart(
+    warehouse: &Warehouse,
+    params: &MartParams,
+    name: &str,
+) -> Result<(String, f64), RefreshError> {
+    let build = |source| RefreshError::Build {
+        table: format!("marts.{name}"),
+        source,
+    };
+    let Some(mart) = MARTS.iter().find(|m| m.name == name) else {
+        return Err(build(DataFusionError::Plan(format!("no mart named {name}"))));
+    };
+    let ctx = session(warehouse).await?;
+    let (_, last_order) = order_dates(&ctx).await?;
+    let as_of = params
+        .as_of
+        .or(last_order)
+        .unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let sql = render(mart.sql, as_of, params);
+    let statement = ctx
+        .state()
+        .sql_to_statement(&sql, &datafusion::config::Dialect::PostgreSQL)
+        .map_err(build)?;
+    let started = Instant::now();
+    let mut explained = Vec::new();
+    let (query, materialized) = plan_materializing(&ctx, statement, Some(&mut explained))
+        .await
+        .map_err(build)?;
+    let plan = query.create_physical_plan().await.map_err(build)?;
+    let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
+        .await
+        .map_err(build)?;
+    let seconds = started.elapsed().as_secs_f64();
+    drop(materialized);
+    explained.push(explain_analyzed(&format!("marts.{name}"), &plan, &batches));
+    Ok((explained.join("\n"), seconds))
 }
 
 /// The tables a statement's materialized CTEs were computed into; they leave the session when this
@@ -593,7 +651,7 @@ mod tests {
             .state()
             .sql_to_statement(sql, &datafusion::config::Dialect::PostgreSQL)
             .expect("parses");
-        let (frame, materialized) = plan_materializing(ctx, statement).await.expect("plans");
+        let (frame, materialized) = plan_materializing(ctx, statement, None).await.expect("plans");
         (frame.collect().await.expect("runs"), materialized.names.clone())
     }
 
