@@ -16,7 +16,7 @@ use tributary_warehouse::engine::{QueryError, Warehouse};
 use tributary_warehouse::entity::ENTITIES;
 use tributary_warehouse::layout::{DataDir, Layer};
 use tributary_warehouse::limits::QueryLimits;
-use tributary_warehouse::refresh::{MartParams, refresh};
+use tributary_warehouse::refresh::{MartParams, explain_mart, refresh};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/marts")
@@ -238,4 +238,51 @@ async fn a_second_refresh_rebuilds_nothing_and_a_change_rebuilds_what_reads_it()
         tickets.contains("| 2 "),
         "the copy of T3 is Beta's second ticket:\n{tickets}"
     );
+}
+
+#[tokio::test]
+async fn a_mart_runs_as_the_refresh_builds_it_with_the_baskets_paired_by_the_self_join() {
+    let (_dir, warehouse) = company().await;
+    let params = MartParams {
+        min_pair_orders: 2,
+        ..MartParams::default()
+    };
+    let (plans, seconds) = explain_mart(&warehouse, &params, "product_association").await.unwrap();
+    // Each materialized CTE's plan, then the statement's, with what each step did.
+    for heading in [
+        "product_basket AS MATERIALIZED (",
+        "category_basket AS MATERIALIZED (",
+        "marts.product_association (",
+    ] {
+        assert!(plans.contains(heading), "{heading}\n{plans}");
+    }
+    assert!(plans.contains("output_rows="), "{plans}");
+    // Both baskets' pairs, in the refresh's own session (the rule is in the warehouse's sessions).
+    assert_eq!(
+        plans
+            .matches("SelfJoinExec: on=order_key, filter=left.item < right.item")
+            .count(),
+        2,
+        "{plans}"
+    );
+    assert!(
+        !plans
+            .lines()
+            .any(|l| l.contains("HashJoinExec") && l.contains("(order_key@")),
+        "{plans}"
+    );
+    assert!(seconds > 0.0);
+    let rows = warehouse
+        .sql("SELECT COUNT(*) FROM marts.product_association")
+        .await
+        .unwrap();
+    assert!(
+        plans.contains(&format!(
+            "marts.product_association ({} rows)",
+            datafusion::arrow::util::display::array_value_to_string(rows.batches[0].column(0), 0).unwrap()
+        )),
+        "{plans}"
+    );
+    let unknown = explain_mart(&warehouse, &params, "no_such_mart").await.unwrap_err();
+    assert!(unknown.to_string().contains("no mart named no_such_mart"), "{unknown}");
 }
