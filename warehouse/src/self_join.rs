@@ -6,8 +6,10 @@
 //! DataFusion plans it as a hash join: a table of the ten million basket rows by order key, probed
 //! by the same ten million rows, each finding every row of its order (its own included), and the
 //! filter evaluated on each candidate pair after both sides' columns are copied out into a batch
-//! of their own (some 47 million candidates for 20 million pairs). That join took 8.7 s of the
-//! 20 s of CPU of the product pairs (twenty-third session, `EXPLAIN ANALYZE`).
+//! of their own: 51.7 million candidates for 20.9 million pairs (DuckDB's count on the same
+//! baskets). That join took 8.7 s of the 20 s of CPU of the product pairs (twenty-third session,
+//! `EXPLAIN ANALYZE`); this operator makes them in 1.73 s against the join's 3.03 s on the
+//! twenty-sixth session's machine.
 //!
 //! When both sides of an inner hash join on one column scan the same in-memory batches (a CTE
 //! computed once, `AS MATERIALIZED`, see `refresh`), [`SelfJoinPairs`] replaces the join by a
@@ -216,7 +218,8 @@ pub struct SelfJoinExec {
     /// For each output column, the side and the input column it is taken from.
     columns: Vec<(JoinSide, usize)>,
     properties: Arc<PlanProperties>,
-    /// The input sorted by key, made by the first partition to need it and shared by all.
+    /// The input in one batch with its rows dealt to the partitions, made by the first partition
+    /// to need it and shared by all.
     keyed: Arc<OnceCell<Arc<KeyedRows>>>,
     metrics: ExecutionPlanMetricsSet,
 }
