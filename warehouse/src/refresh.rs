@@ -226,10 +226,7 @@ pub async fn refresh_with(
 
     let ctx = session(warehouse).await?;
     let (first_order, last_order) = order_dates(&ctx).await?;
-    let as_of = params
-        .as_of
-        .or(last_order)
-        .unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let as_of = end_of_observation(params, last_order);
 
     let started = Instant::now();
     let calendar = crate::calendar::refresh_calendar(warehouse, &ctx, first_order, as_of).await?;
@@ -251,11 +248,7 @@ pub async fn refresh_with(
             source,
         };
         let sql = render(derived.sql, as_of, params);
-        // PostgreSQL's dialect: the generic one does not read `AS MATERIALIZED`.
-        let statement = ctx
-            .state()
-            .sql_to_statement(&sql, &datafusion::config::Dialect::PostgreSQL)
-            .map_err(build)?;
+        let statement = parse(&ctx, &sql).map_err(build)?;
         let mut inputs = Vec::new();
         for reference in ctx.state().resolve_table_references(&statement).map_err(build)? {
             let (Some(schema), table) = (reference.schema(), reference.table()) else {
@@ -327,6 +320,21 @@ pub async fn refresh_with(
 /// parts (the last merge of a grouping or a sort, a window over one partition, writing the files),
 /// which a second build fills; more would divide the memory pool further for little more.
 const BUILDS_AT_ONCE: usize = 2;
+
+/// The end of observation: `[marts] as_of`, else the last order date in staging, else today.
+fn end_of_observation(params: &MartParams, last_order: Option<NaiveDate>) -> NaiveDate {
+    params
+        .as_of
+        .or(last_order)
+        .unwrap_or_else(|| chrono::Utc::now().date_naive())
+}
+
+/// A derived table's statement, parsed in PostgreSQL's dialect: the generic one does not read
+/// `AS MATERIALIZED`.
+fn parse(ctx: &SessionContext, sql: &str) -> Result<datafusion::sql::parser::Statement, DataFusionError> {
+    ctx.state()
+        .sql_to_statement(sql, &datafusion::config::Dialect::PostgreSQL)
+}
 
 /// One derived table's statement, to be built once the tables it reads are.
 struct PlannedBuild {
@@ -490,15 +498,9 @@ pub async fn explain_mart(
     };
     let ctx = session(warehouse).await?;
     let (_, last_order) = order_dates(&ctx).await?;
-    let as_of = params
-        .as_of
-        .or(last_order)
-        .unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let as_of = end_of_observation(params, last_order);
     let sql = render(mart.sql, as_of, params);
-    let statement = ctx
-        .state()
-        .sql_to_statement(&sql, &datafusion::config::Dialect::PostgreSQL)
-        .map_err(build)?;
+    let statement = parse(&ctx, &sql).map_err(build)?;
     let started = Instant::now();
     let mut explained = Vec::new();
     let (query, materialized) = plan_materializing(&ctx, statement, Some(&mut explained))
