@@ -13,11 +13,11 @@
 //! which reader planned it. Anything else (deletion vectors, column mapping, files outside the
 //! table's directory) goes to delta-rs as before.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, BooleanArray};
-use datafusion::arrow::datatypes::{FieldRef, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::stats::Precision;
@@ -26,13 +26,18 @@ use datafusion::config::TableParquetOptions;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::listing::helpers::expr_applicable_for_cols;
 use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::error::Result;
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::parquet::arrow::parquet_to_arrow_schema;
+use datafusion::parquet::basic::Type as PhysicalType;
+use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use deltalake::{DeltaTable, ObjectMeta, ObjectStore};
@@ -61,6 +66,54 @@ struct DataFile {
     file: PartitionedFile,
     /// From the Add action's statistics, when the writer kept them.
     rows: Option<usize>,
+    /// What the file's footer says, once a query has read it (see [`FileFooter`]).
+    footer: Arc<OnceLock<Arc<FileFooter>>>,
+}
+
+/// What a data file's footer says about reading its columns, attached to the file in a scan (its
+/// `extensions`) once the footer is in the session's metadata cache, so that a later plan can
+/// read the file with narrower types than the table's (see `narrow_scan`).
+#[derive(Debug)]
+pub(crate) struct FileFooter {
+    /// The file's columns as the Parquet reader makes them by default (the embedded Arrow schema
+    /// applied), to hand the reader back with some types changed.
+    pub(crate) arrow_schema: SchemaRef,
+    /// The top-level decimal columns of up to 18 digits stored as 64-bit integers: the reader
+    /// widens each value to 128 bits to make a `Decimal128`, or can hand them over as they are
+    /// in a `Decimal64`.
+    pub(crate) int64_decimals: Vec<String>,
+}
+
+impl FileFooter {
+    fn of(metadata: &ParquetMetaData) -> Option<Self> {
+        let file = metadata.file_metadata();
+        let arrow_schema = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata()).ok()?;
+        let int64_decimals = arrow_schema
+            .fields()
+            .iter()
+            .filter(|field| matches!(field.data_type(), DataType::Decimal128(p, _) if *p <= 18))
+            .filter(|field| {
+                file.schema_descr().columns().iter().any(|leaf| {
+                    leaf.path().parts() == [field.name().as_str()] && leaf.physical_type() == PhysicalType::INT64
+                })
+            })
+            .map(|field| field.name().clone())
+            .collect();
+        Some(FileFooter {
+            arrow_schema: Arc::new(arrow_schema),
+            int64_decimals,
+        })
+    }
+}
+
+/// The footer of `file` in `cache`, when a reader has put it there and it is still the same file.
+fn cached_footer(cache: &FileMetadataCache, file: &PartitionedFile) -> Option<FileFooter> {
+    let entry = cache.get(&file.object_meta.location)?;
+    if entry.meta.size != file.object_meta.size {
+        return None;
+    }
+    let metadata = entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()?;
+    FileFooter::of(metadata.parquet_metadata())
 }
 
 impl DeltaParquetTable {
@@ -118,6 +171,7 @@ impl DeltaParquetTable {
             files.push(DataFile {
                 file: PartitionedFile::new_from_meta(meta).with_partition_values(partition_values),
                 rows: view.num_records(),
+                footer: Arc::default(),
             });
         }
 
@@ -292,7 +346,22 @@ impl TableProvider for DeltaParquetTable {
             ..TableParquetOptions::default()
         };
         options.global.pushdown_filters = false;
-        let reader = CachedParquetFileReaderFactory::new(store, runtime.cache_manager.get_file_metadata_cache());
+        let cache = runtime.cache_manager.get_file_metadata_cache();
+        let files = files
+            .into_iter()
+            .map(|mut data| {
+                if data.footer.get().is_none()
+                    && let Some(footer) = cached_footer(cache.as_ref(), &data.file)
+                {
+                    let _ = data.footer.set(Arc::new(footer));
+                }
+                if let Some(footer) = data.footer.get() {
+                    data.file.extensions.insert_arc(footer.clone());
+                }
+                data
+            })
+            .collect::<Vec<_>>();
+        let reader = CachedParquetFileReaderFactory::new(store, cache);
         let source = ParquetSource::new(self.scan_schema.clone())
             .with_table_parquet_options(options)
             .with_parquet_file_reader_factory(Arc::new(reader));

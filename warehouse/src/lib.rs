@@ -26,6 +26,7 @@ pub mod identity;
 pub mod layout;
 pub mod limits;
 mod memory_pool;
+mod narrow_scan;
 pub mod partial_aggregate;
 pub mod planner_options;
 pub mod profile;

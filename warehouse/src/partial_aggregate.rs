@@ -62,8 +62,8 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{cast, concat, filter_record_batch, max, min, take};
 use datafusion::arrow::datatypes::{
-    DataType, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int64Type, SchemaRef, UInt8Type,
-    UInt16Type, UInt32Type, UInt64Type,
+    DataType, Decimal64Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int64Type, SchemaRef,
+    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -140,7 +140,12 @@ impl PhysicalOptimizerRule for PartialAggregation {
                 exec = PartialAggregateExec::try_fuse(aggregate, node.clone())?;
             }
             if exec.is_none() && options.partial_aggregation {
-                exec = PartialAggregateExec::try_new(aggregate, node.clone(), options.filtered_aggregation)?;
+                exec = PartialAggregateExec::try_new(
+                    aggregate,
+                    node.clone(),
+                    options.filtered_aggregation,
+                    options.narrow_decimals,
+                )?;
             }
             match exec {
                 Some(exec) => Ok(Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>)),
@@ -215,6 +220,9 @@ pub struct PartialAggregateExec {
     /// Set when this plan also applies the filter below the replaced aggregation (`input` is then
     /// the filter's input): see [`PartialAggregateExec::try_new`].
     filter: Option<Arc<FusedFilter>>,
+    /// Set when `input` is the scan below read with the decimals this plan only sums narrowed
+    /// (see [`crate::narrow_scan`]): the scan as the replaced plan reads it.
+    narrowed_from: Option<Arc<dyn ExecutionPlan>>,
     metrics: ExecutionPlanMetricsSet,
 }
 
@@ -336,7 +344,16 @@ impl PartialAggregateExec {
     /// passing most rows (`status <> 'cancelled'`) copied nearly every value of every column it
     /// passed on, a fifth of "return rate by category"'s CPU, where grouping the rejected rows
     /// into a group of their own costs a branch per row.
-    fn try_new(aggregate: &AggregateExec, plan: Arc<dyn ExecutionPlan>, fuse_filter: bool) -> Result<Option<Self>> {
+    ///
+    /// With `narrow_decimals`, the scan right below (or below the fused filter) reads the decimal
+    /// columns the aggregation only sums as the 64-bit integers Parquet stores them as, where it
+    /// can (see [`crate::narrow_scan`]).
+    fn try_new(
+        aggregate: &AggregateExec,
+        plan: Arc<dyn ExecutionPlan>,
+        fuse_filter: bool,
+        narrow_decimals: bool,
+    ) -> Result<Option<Self>> {
         let group_by = aggregate.group_expr();
         if !plain(aggregate, AggregateMode::Partial, MAX_GRID_COLUMNS) {
             return Ok(None);
@@ -368,10 +385,17 @@ impl PartialAggregateExec {
             }
         }
         let filter = fuse_filter.then(|| FusedFilter::below(aggregate)).flatten();
-        let input = match &filter {
+        let mut input = match &filter {
             Some(filter) => filter.exec.children()[0].clone(),
             None => aggregate.input().clone(),
         };
+        let mut narrowed_from = None;
+        if narrow_decimals
+            && let Some(scan) =
+                crate::narrow_scan::decimals_as_int64(&input, &summed_decimals(aggregate, filter.as_ref()))
+        {
+            narrowed_from = Some(std::mem::replace(&mut input, scan));
+        }
         Ok(Some(Self {
             input,
             groups: groups.into(),
@@ -380,6 +404,7 @@ impl PartialAggregateExec {
             aggregate: plan,
             distinct: None,
             filter: filter.map(Arc::new),
+            narrowed_from,
             metrics: ExecutionPlanMetricsSet::new(),
         }))
     }
@@ -505,9 +530,78 @@ impl PartialAggregateExec {
             })),
             aggregate: plan,
             filter: None,
+            narrowed_from: None,
             metrics: ExecutionPlanMetricsSet::new(),
         }))
     }
+}
+
+/// The columns of the input below `aggregate` (below `filter`, when it is fused) that it reads
+/// only as the argument of a plain `SUM` of a decimal of up to 18 digits: those the scan may read
+/// narrow. A column the filter's predicate, a group or any other aggregate reads is read whole.
+fn summed_decimals(aggregate: &AggregateExec, filter: Option<&FusedFilter>) -> Vec<usize> {
+    let schema = aggregate.input_schema();
+    let mut summed = Vec::new();
+    let mut read_otherwise = HashSet::new();
+    for (a, function) in aggregate.aggr_expr().iter().enumerate() {
+        let arguments = function.expressions();
+        let column = match &arguments[..] {
+            [argument] if function.fun().name() == "sum" && aggregate.filter_expr()[a].is_none() => {
+                column_index(argument)
+            }
+            _ => None,
+        };
+        match column {
+            Some(c) if matches!(schema.field(c).data_type(), DataType::Decimal128(p, _) if *p <= 18) => summed.push(c),
+            _ => read_otherwise.extend(arguments.iter().flat_map(collect_columns).map(|c| c.index())),
+        }
+    }
+    let filters = aggregate.filter_expr().iter().flatten();
+    let groups = aggregate.group_expr().expr().iter().map(|(e, _)| e);
+    read_otherwise.extend(filters.chain(groups).flat_map(collect_columns).map(|c| c.index()));
+    summed.retain(|c| !read_otherwise.contains(c));
+    summed.sort_unstable();
+    summed.dedup();
+    let Some(filter) = filter else {
+        return summed;
+    };
+    let in_predicate: HashSet<usize> = collect_columns(&filter.predicate).iter().map(|c| c.index()).collect();
+    summed
+        .into_iter()
+        .map(|c| filter.projection.as_ref().map_or(c, |columns| columns[c]))
+        .filter(|c| !in_predicate.contains(c))
+        .collect()
+}
+
+/// `plan` with the columns it reads narrower than `schema` has them (see [`crate::narrow_scan`])
+/// cast back to `schema`'s types.
+fn widened_plan(plan: Arc<dyn ExecutionPlan>, schema: &SchemaRef) -> Result<Arc<dyn ExecutionPlan>> {
+    use datafusion::physical_expr::expressions::CastExpr;
+    use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
+    let narrow = plan.schema();
+    let mut exprs = Vec::with_capacity(schema.fields().len());
+    for (i, field) in schema.fields().iter().enumerate() {
+        let mut expr: Arc<dyn PhysicalExpr> = Arc::new(Column::new(field.name(), i));
+        if narrow.field(i).data_type() != field.data_type() {
+            expr = Arc::new(CastExpr::new(expr, field.data_type().clone(), None));
+        }
+        exprs.push(ProjectionExpr::new(expr, field.name().clone()));
+    }
+    Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
+}
+
+/// `batch` with the columns read narrower than `schema` has them cast back to `schema`'s types.
+fn widened_batch(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| match column.data_type() == field.data_type() {
+            true => Ok(column.clone()),
+            false => Ok(cast(column, field.data_type())?),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 /// Whether `aggregate` runs in `mode` with plain groups (at most `max_columns`, no
@@ -576,6 +670,17 @@ impl DisplayAs for PartialAggregateExec {
         if let Some(filter) = &self.filter {
             write!(f, ", filter={}", filter.predicate)?;
         }
+        if let Some(scan) = &self.narrowed_from {
+            let (table, narrow) = (scan.schema(), self.input.schema());
+            let columns: Vec<String> = narrow
+                .fields()
+                .iter()
+                .zip(table.fields())
+                .filter(|(narrow, table)| narrow.data_type() != table.data_type())
+                .map(|(narrow, _)| format!("{} as {}", narrow.name(), narrow.data_type()))
+                .collect();
+            write!(f, ", narrow=[{}]", columns.join(", "))?;
+        }
         Ok(())
     }
 }
@@ -611,11 +716,25 @@ impl ExecutionPlan for PartialAggregateExec {
 
     #[allow(deprecated)]
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        // Rebuild the replaced plans over the new input and replace them again.
+        if let [child] = &children[..]
+            && Arc::ptr_eq(child, &self.input)
+        {
+            return Ok(self);
+        }
+        // Rebuild the replaced plans over the new input and replace them again. A new input in
+        // place of a narrowed scan reads the narrow types; the replaced plans read the table's.
+        let children = match &self.narrowed_from {
+            Some(scan) => children
+                .into_iter()
+                .map(|child| widened_plan(child, &scan.schema()))
+                .collect::<Result<_>>()?,
+            None => children,
+        };
         let fuse_filter = self.filter.is_some();
+        let narrow_decimals = self.narrowed_from.is_some();
         let replace = |aggregate: &AggregateExec, plan| match self.distinct {
             Some(_) => PartialAggregateExec::try_fuse(aggregate, plan),
-            None => PartialAggregateExec::try_new(aggregate, plan, fuse_filter),
+            None => PartialAggregateExec::try_new(aggregate, plan, fuse_filter, narrow_decimals),
         };
         let input = match (&self.distinct, &self.filter) {
             (Some(distinct), _) => vec![distinct.inner.clone().with_new_children(children)?],
@@ -664,7 +783,7 @@ impl ExecutionPlan for PartialAggregateExec {
             handover: self.distinct.is_none().then(|| Handover {
                 aggregate: self.aggregate.clone(),
                 filter: self.filter.as_ref().map(|f| f.exec.clone()),
-                input_properties: self.input.properties().clone(),
+                input_properties: self.narrowed_from.as_ref().unwrap_or(&self.input).properties().clone(),
                 partition,
                 context,
             }),
@@ -1569,12 +1688,19 @@ fn fold_sums(values: &ArrayRef, indices: &[usize], groups: usize, touched: &[usi
     }
     match values.data_type() {
         DataType::Int64 => {
-            let sums = lane_sums(values.as_primitive::<Int64Type>().values(), indices, groups, touched);
+            let sums = lane_sums(
+                values.as_primitive::<Int64Type>().values(),
+                |v| v,
+                indices,
+                groups,
+                touched,
+            );
             Some(Arc::new(Int64Array::from(sums)))
         }
         DataType::Decimal128(_, _) => {
             let sums = lane_sums(
                 values.as_primitive::<Decimal128Type>().values(),
+                |v| v,
                 indices,
                 groups,
                 touched,
@@ -1582,31 +1708,57 @@ fn fold_sums(values: &ArrayRef, indices: &[usize], groups: usize, touched: &[usi
             let sums = Decimal128Array::new(sums.into(), None).with_data_type(values.data_type().clone());
             Some(Arc::new(sums))
         }
+        // Read narrow from Parquet (see `narrow_scan`): each 64-bit value added into a 128-bit
+        // sum, as DataFusion adds the widened values, to the same wrapped total.
+        &DataType::Decimal64(precision, scale) => {
+            let values = values.as_primitive::<Decimal64Type>().values();
+            let sums = lane_sums(values, i128::from, indices, groups, touched);
+            let sums = Decimal128Array::new(sums.into(), None).with_data_type(DataType::Decimal128(precision, scale));
+            Some(Arc::new(sums))
+        }
         _ => None,
     }
 }
 
-/// The wrapping sums of `values` for the groups `touched`, added up in [`SUM_LANES`] lanes per
-/// group.
-fn lane_sums<T: ArrowNativeTypeOp>(values: &[T], indices: &[usize], groups: usize, touched: &[usize]) -> Vec<T> {
+/// The wrapping sums of `values` (each made an `A` by `widen`) for the groups `touched`, added up
+/// in [`SUM_LANES`] lanes per group.
+fn lane_sums<T: Copy, A: ArrowNativeTypeOp>(
+    values: &[T],
+    widen: impl Fn(T) -> A,
+    indices: &[usize],
+    groups: usize,
+    touched: &[usize],
+) -> Vec<A> {
     debug_assert_eq!(values.len(), indices.len());
     // A group's lanes side by side: one cache line for four 16-byte sums.
-    let mut lanes = vec![[T::ZERO; SUM_LANES]; groups];
+    let mut lanes = vec![[A::ZERO; SUM_LANES]; groups];
     let rows = values.chunks_exact(SUM_LANES).zip(indices.chunks_exact(SUM_LANES));
     for (chunk, groups_of) in rows {
         for lane in 0..SUM_LANES {
             let sum = &mut lanes[groups_of[lane]][lane];
-            *sum = sum.add_wrapping(chunk[lane]);
+            *sum = sum.add_wrapping(widen(chunk[lane]));
         }
     }
     let whole = values.len() / SUM_LANES * SUM_LANES;
     for (&value, &group) in values[whole..].iter().zip(&indices[whole..]) {
         let sum = &mut lanes[group][0];
-        *sum = sum.add_wrapping(value);
+        *sum = sum.add_wrapping(widen(value));
     }
     touched
         .iter()
-        .map(|&g| lanes[g].iter().fold(T::ZERO, |total, &lane| total.add_wrapping(lane)))
+        .map(|&g| lanes[g].iter().fold(A::ZERO, |total, &lane| total.add_wrapping(lane)))
+        .collect()
+}
+
+/// Arrays of decimals read narrow from Parquet (see `narrow_scan`) as the `Decimal128` of the same
+/// precision and scale that the accumulators were made for; other arrays as they are.
+fn widened(arrays: Vec<ArrayRef>) -> Result<Vec<ArrayRef>> {
+    arrays
+        .into_iter()
+        .map(|array| match *array.data_type() {
+            DataType::Decimal64(precision, scale) => Ok(cast(&array, &DataType::Decimal128(precision, scale))?),
+            _ => Ok(array),
+        })
         .collect()
 }
 
@@ -1972,7 +2124,7 @@ impl Aggregation {
                     continue;
                 }
             }
-            accumulator.update_batch(&values, &indices, filter, self.group_count)?;
+            accumulator.update_batch(&widened(values)?, &indices, filter, self.group_count)?;
         }
         self.rows_seen += input_rows;
         Ok(true)
@@ -1998,7 +2150,16 @@ impl Aggregation {
         let mut rest = std::mem::replace(&mut self.input, Box::pin(EmptyRecordBatchStream::new(schema.clone())));
         if let Some(first) = first {
             let batches = futures::stream::once(async move { Ok(first) }).chain(rest);
-            rest = Box::pin(RecordBatchStreamAdapter::new(schema, batches));
+            rest = Box::pin(RecordBatchStreamAdapter::new(schema.clone(), batches));
+        }
+        // The replaced plans read the table's types where this plan reads some narrower.
+        let wanted = handover.input_properties.eq_properties.schema().clone();
+        if wanted.fields() != schema.fields() {
+            let batches = rest.map(move |batch| batch.and_then(|batch| widened_batch(batch, &wanted)));
+            rest = Box::pin(RecordBatchStreamAdapter::new(
+                handover.input_properties.eq_properties.schema().clone(),
+                batches,
+            ));
         }
         let mut input: Arc<dyn ExecutionPlan> = Arc::new(HandedOverInput {
             properties: handover.input_properties,
@@ -2137,8 +2298,8 @@ mod tests {
     use std::sync::Arc;
 
     use datafusion::arrow::array::{
-        Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, DictionaryArray, Float64Array,
-        Int32Array, Int64Array, RecordBatch, StringViewArray, TimestampNanosecondArray,
+        Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal64Array, Decimal128Array, DictionaryArray,
+        Float64Array, Int32Array, Int64Array, RecordBatch, StringViewArray, TimestampNanosecondArray,
     };
     use datafusion::arrow::compute::cast;
     use datafusion::arrow::datatypes::{DataType, Decimal128Type, Int32Type};
@@ -2401,7 +2562,7 @@ mod tests {
         let values: Vec<i64> = (0..103).map(|row| row as i64 * 7 - 300).collect();
         let groups = groups_with_rows(&indices, 5);
         assert_eq!(groups, [0, 2, 3], "groups 1 and 4 have no rows");
-        let sums = lane_sums(&values, &indices, 5, &groups);
+        let sums = lane_sums(&values, |v| v, &indices, 5, &groups);
         let by_row: Vec<i64> = groups
             .iter()
             .map(|&g| {
@@ -2414,7 +2575,7 @@ mod tests {
             })
             .collect();
         assert_eq!(sums, by_row);
-        assert_eq!(lane_sums(&[i64::MAX, 1, 5], &[0, 0, 0], 1, &[0]), [i64::MIN + 5]);
+        assert_eq!(lane_sums(&[i64::MAX, 1, 5], |v| v, &[0, 0, 0], 1, &[0]), [i64::MIN + 5]);
 
         let decimals: ArrayRef = Arc::new(
             Decimal128Array::from(vec![150, -25, 1_000, 7, 3])
@@ -2424,6 +2585,18 @@ mod tests {
         let sums = fold_sums(&decimals, &[1, 0, 1, 1, 0], 2, &[0, 1]).unwrap();
         assert_eq!(sums.data_type(), &DataType::Decimal128(12, 2));
         assert_eq!(sums.as_primitive::<Decimal128Type>().values(), &[-22, 1_157]);
+        // Read narrow from Parquet: 64-bit values, 128-bit sums past the 64-bit range.
+        let narrow: ArrayRef = Arc::new(
+            Decimal64Array::from(vec![i64::MAX, 5, i64::MAX, -7])
+                .with_precision_and_scale(18, 3)
+                .unwrap(),
+        );
+        let sums = fold_sums(&narrow, &[0, 1, 0, 1], 2, &[0, 1]).unwrap();
+        assert_eq!(sums.data_type(), &DataType::Decimal128(18, 3));
+        assert_eq!(
+            sums.as_primitive::<Decimal128Type>().values(),
+            &[2 * i128::from(i64::MAX), -2]
+        );
         let with_null: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None]));
         assert!(fold_sums(&with_null, &[0, 0], 1, &[0]).is_none(), "nulls go row by row");
         let floating: ArrayRef = Arc::new(Float64Array::from(vec![1.0, 2.0]));

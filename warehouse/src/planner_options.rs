@@ -28,6 +28,9 @@ extensions_options! {
         /// An in-memory table joined with itself on one key by sorting its rows by the key once
         /// and pairing the rows of each key (`self_join`), instead of a hash join.
         pub self_join: bool, default = true
+        /// Decimal columns a partial aggregation only sums read from Parquet as the 64-bit
+        /// integers they are stored as, instead of widened to 128 bits (`narrow_scan`).
+        pub narrow_decimals: bool, default = true
     }
 }
 
