@@ -1756,7 +1756,15 @@ fn widened(arrays: Vec<ArrayRef>) -> Result<Vec<ArrayRef>> {
     arrays
         .into_iter()
         .map(|array| match *array.data_type() {
-            DataType::Decimal64(precision, scale) => Ok(cast(&array, &DataType::Decimal128(precision, scale))?),
+            // Value by value, as the Parquet reader widens: Arrow's cast checks each value against
+            // the precision too, which cost "top 20 customers" 5% (108.5 -> 114 ms a run).
+            DataType::Decimal64(precision, scale) => {
+                let wide = array
+                    .as_primitive::<Decimal64Type>()
+                    .unary::<_, Decimal128Type>(i128::from)
+                    .with_data_type(DataType::Decimal128(precision, scale));
+                Ok(Arc::new(wide) as ArrayRef)
+            }
             _ => Ok(array),
         })
         .collect()
