@@ -65,6 +65,7 @@ use datafusion::arrow::datatypes::{
     DataType, Decimal64Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int64Type, SchemaRef,
     UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
+use datafusion::arrow::row::{Row, RowConverter, SortField};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, HashMap, HashSet, Result, internal_datafusion_err, internal_err};
@@ -1970,7 +1971,7 @@ impl Aggregation {
                 timer.done();
                 return Some(output);
             }
-            if many_groups && self.groups.len() > 1 {
+            if many_groups && self.groups.len() > 1 && !self.has_nearly_unique_column() {
                 // Many combinations, but perhaps of few values in each column (a rollup by day,
                 // category and region over lines that come by customer): a grid, which hands
                 // over itself when the values are many too.
@@ -2022,6 +2023,29 @@ impl Aggregation {
         timer.done();
         self.baseline.done();
         Some(output)
+    }
+
+    /// Whether one group column took nearly a value per row seen (a customer's name, grouped by
+    /// name and country above a join): a grid would number nearly every row in that column, and
+    /// DataFusion's grouping does better. ("Top 20 customers": 36 ms of CPU in a grid for 69,000
+    /// rows of one per customer, where DataFusion's final phase took 5 ms for as many.) A grid
+    /// pays where each column has few values however many combinations (days, categories,
+    /// regions), at most a few thousand in the probe's rows.
+    fn has_nearly_unique_column(&self) -> bool {
+        self.group_values.iter().any(|pieces| {
+            let pieces: Vec<&dyn Array> = pieces.iter().map(|a| a.as_ref()).collect();
+            let Ok(values) = concat(&pieces) else {
+                return false;
+            };
+            let Ok(converter) = RowConverter::new(vec![SortField::new(values.data_type().clone())]) else {
+                return false;
+            };
+            let Ok(rows) = converter.convert_columns(&[values]) else {
+                return false;
+            };
+            let distinct: HashSet<Row> = rows.iter().collect();
+            2 * distinct.len() > self.rows_seen
+        })
     }
 
     /// Aggregates one batch; false, having changed no group, when its values are for DataFusion
@@ -2662,6 +2686,10 @@ mod tests {
         let unique = "SELECT concat(id, shelf) AS k, COUNT(*) FROM line_ids GROUP BY 1";
         assert!(handed_over(&ctx, unique).await > 0);
         assert_eq!(partitions(&ctx, unique, "in_runs").await, 0);
+        // Two columns, one of them a value per row: not a grid, which would number every row.
+        let unique_and_shelf = "SELECT concat(id, shelf) AS k, shelf, COUNT(*) FROM line_ids GROUP BY 1, 2";
+        assert!(handed_over(&ctx, unique_and_shelf).await > 0);
+        assert_eq!(partitions(&ctx, unique_and_shelf, "in_grid").await, 0);
         // A key per two adjacent rows: a group per run instead, and the same answers as
         // DataFusion's (checked by hand: 187,500 ids of two rows each).
         let pairs = "SELECT id, COUNT(*) FROM line_ids GROUP BY id";
