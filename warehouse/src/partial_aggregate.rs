@@ -717,7 +717,9 @@ impl ExecutionPlan for PartialAggregateExec {
 
     #[allow(deprecated)]
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        // The narrowed scan itself: rebuilding would read it wide again (see below).
         if let [child] = &children[..]
+            && self.narrowed_from.is_some()
             && Arc::ptr_eq(child, &self.input)
         {
             return Ok(self);

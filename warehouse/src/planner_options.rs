@@ -103,7 +103,8 @@ mod tests {
                 "TRIBUTARY_DISTINCT_AGGREGATION",
                 "TRIBUTARY_FILTERED_AGGREGATION",
                 "TRIBUTARY_COMPACT_VIEWS",
-                "TRIBUTARY_SELF_JOIN"
+                "TRIBUTARY_SELF_JOIN",
+                "TRIBUTARY_NARROW_DECIMALS"
             ]
         );
     }
