@@ -591,18 +591,13 @@ fn widened_plan(plan: Arc<dyn ExecutionPlan>, schema: &SchemaRef) -> Result<Arc<
     Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
 }
 
-/// `batch` with the columns read narrower than `schema` has them cast back to `schema`'s types.
+/// `batch` with the columns read narrower than `schema` has them widened back to `schema`'s
+/// types, as [`widened`] widens them for the accumulators.
 fn widened_batch(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(column, field)| match column.data_type() == field.data_type() {
-            true => Ok(column.clone()),
-            false => Ok(cast(column, field.data_type())?),
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    Ok(RecordBatch::try_new(
+        schema.clone(),
+        widened(batch.columns().to_vec())?,
+    )?)
 }
 
 /// Whether `aggregate` runs in `mode` with plain groups (at most `max_columns`, no
