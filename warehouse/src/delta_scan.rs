@@ -36,8 +36,8 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::parquet::arrow::parquet_to_arrow_schema;
-use datafusion::parquet::basic::Type as PhysicalType;
-use datafusion::parquet::file::metadata::ParquetMetaData;
+use datafusion::parquet::basic::{Encoding, PageType, Type as PhysicalType};
+use datafusion::parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaData};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use deltalake::{DeltaTable, ObjectMeta, ObjectStore};
@@ -82,6 +82,12 @@ pub(crate) struct FileFooter {
     /// widens each value to 128 bits to make a `Decimal128`, or can hand them over as they are
     /// in a `Decimal64`.
     pub(crate) int64_decimals: Vec<String>,
+    /// The top-level text columns whose every data page, in every row group, is dictionary
+    /// encoded: the reader can hand them over as dictionary keys instead of gathering each row's
+    /// value out of the dictionary (the only kind of text `narrow_scan` reads as a dictionary:
+    /// a chunk that fell back to plain pages would make the reader build a dictionary by hashing
+    /// every value).
+    pub(crate) dictionary_texts: Vec<String>,
 }
 
 impl FileFooter {
@@ -99,11 +105,55 @@ impl FileFooter {
             })
             .map(|field| field.name().clone())
             .collect();
+        let dictionary_texts = arrow_schema
+            .fields()
+            .iter()
+            .filter(|field| {
+                matches!(
+                    field.data_type(),
+                    DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+                )
+            })
+            .filter(|field| {
+                let Some(leaf) = file
+                    .schema_descr()
+                    .columns()
+                    .iter()
+                    .position(|leaf| leaf.path().parts() == [field.name().as_str()])
+                else {
+                    return false;
+                };
+                metadata
+                    .row_groups()
+                    .iter()
+                    .all(|row_group| all_pages_dictionary_encoded(row_group.column(leaf)))
+            })
+            .map(|field| field.name().clone())
+            .collect();
         Some(FileFooter {
             arrow_schema: Arc::new(arrow_schema),
             int64_decimals,
+            dictionary_texts,
         })
     }
+}
+
+/// Whether every data page of a column chunk is dictionary encoded, as its footer's page
+/// encoding statistics tell (kept whole or as a mask of encodings, as the reader was told).
+fn all_pages_dictionary_encoded(chunk: &ColumnChunkMetaData) -> bool {
+    let dictionary = |encoding: Encoding| matches!(encoding, Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY);
+    if chunk.dictionary_page_offset().is_none() {
+        return false;
+    }
+    if let Some(mask) = chunk.page_encoding_stats_mask() {
+        return mask.is_only(Encoding::PLAIN_DICTIONARY) || mask.is_only(Encoding::RLE_DICTIONARY);
+    }
+    chunk.page_encoding_stats().is_some_and(|pages| {
+        pages
+            .iter()
+            .filter(|page| matches!(page.page_type, PageType::DATA_PAGE | PageType::DATA_PAGE_V2))
+            .all(|page| dictionary(page.encoding))
+    })
 }
 
 /// The footer of `file` in `cache`, when a reader has put it there and it is still the same file.

@@ -31,6 +31,10 @@ extensions_options! {
         /// Decimal columns a partial aggregation only sums read from Parquet as the 64-bit
         /// integers they are stored as, instead of widened to 128 bits (`narrow_scan`).
         pub narrow_decimals: bool, default = true
+        /// Text columns a partial aggregation groups by alone, or filters on by comparison with a
+        /// short text, read from Parquet as the keys into each page's dictionary, instead of a
+        /// string view per row (`narrow_scan`).
+        pub dictionary_text: bool, default = true
     }
 }
 
@@ -104,7 +108,8 @@ mod tests {
                 "TRIBUTARY_FILTERED_AGGREGATION",
                 "TRIBUTARY_COMPACT_VIEWS",
                 "TRIBUTARY_SELF_JOIN",
-                "TRIBUTARY_NARROW_DECIMALS"
+                "TRIBUTARY_NARROW_DECIMALS",
+                "TRIBUTARY_DICTIONARY_TEXT"
             ]
         );
     }

@@ -12,14 +12,14 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, DictionaryArray, RecordBatch};
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer};
-use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::datatypes::{DataType, Int32Type, Schema};
 use datafusion::common::{Result, ScalarValue, internal_err};
 use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
-use datafusion::physical_expr::utils::split_conjunction;
+use datafusion::physical_expr::utils::{collect_columns, split_conjunction};
 
 /// A predicate split at its `AND`s, each part evaluated on its own and the verdicts combined.
 #[derive(Debug)]
@@ -55,6 +55,28 @@ impl ConjunctFilter {
             .then_some(ConjunctFilter { conjuncts })
     }
 
+    /// The columns only short text comparisons read: those this filter can read as dictionary
+    /// keys as well as string views (see `narrow_scan`).
+    pub(crate) fn short_text_only_columns(&self) -> Vec<usize> {
+        let mut elsewhere = Vec::new();
+        for conjunct in &self.conjuncts {
+            if let Conjunct::Expr(expr) = conjunct {
+                elsewhere.extend(collect_columns(expr).iter().map(|c| c.index()));
+            }
+        }
+        let mut columns: Vec<usize> = self
+            .conjuncts
+            .iter()
+            .filter_map(|conjunct| match conjunct {
+                Conjunct::ShortText { column, .. } if !elsewhere.contains(column) => Some(*column),
+                _ => None,
+            })
+            .collect();
+        columns.sort_unstable();
+        columns.dedup();
+        columns
+    }
+
     /// The rows of `batch` that every conjunct passes (a null verdict rejects, as in
     /// `FilterExec`). Once no row is left, the remaining conjuncts are not evaluated, as
     /// DataFusion skips the right side of an `AND` whose left rejects the whole batch.
@@ -69,14 +91,21 @@ impl ConjunctFilter {
                     mask,
                     equal,
                 } => {
-                    let Some(text) = batch.column(*column).as_string_view_opt() else {
-                        return internal_err!("column {column} of a short text filter holds string views");
-                    };
-                    let views = text.views().inner().typed_data::<u64>();
-                    let matches = compare_views(&views[..2 * rows], *view, *mask, *equal);
-                    match text.nulls() {
-                        Some(nulls) => &matches & nulls.inner(),
-                        None => matches,
+                    let array = batch.column(*column);
+                    if let Some(keys) = array.as_dictionary_opt::<Int32Type>() {
+                        compare_dictionary(keys, *view, *equal)?
+                    } else {
+                        let Some(text) = array.as_string_view_opt() else {
+                            return internal_err!(
+                                "column {column} of a short text filter holds string views or a dictionary"
+                            );
+                        };
+                        let views = text.views().inner().typed_data::<u64>();
+                        let matches = compare_views(&views[..2 * rows], *view, *mask, *equal);
+                        match text.nulls() {
+                            Some(nulls) => &matches & nulls.inner(),
+                            None => matches,
+                        }
                     }
                 }
                 Conjunct::Expr(expr) => passing_rows(expr, batch)?,
@@ -145,7 +174,7 @@ fn short_text(expr: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Option<Conjunct>
 }
 
 /// The string view of a text of at most 12 bytes, and the mask of its length and bytes.
-fn inline_view(bytes: &[u8]) -> Option<(u128, u128)> {
+pub(crate) fn inline_view(bytes: &[u8]) -> Option<(u128, u128)> {
     if bytes.len() > 12 {
         return None;
     }
@@ -155,6 +184,30 @@ fn inline_view(bytes: &[u8]) -> Option<(u128, u128)> {
     let bits = 32 + 8 * bytes.len() as u32;
     let mask = if bits == 128 { u128::MAX } else { (1u128 << bits) - 1 };
     Some((u128::from_le_bytes(data), mask))
+}
+
+/// Whether each row of a text column read as dictionary keys (see `narrow_scan`) is the text whose
+/// inline view is `view` (or is not, unless `equal`): the verdict is worked out once per value of
+/// the dictionary (a handful: `status`), then looked up by each row's key. A null value or key
+/// rejects.
+fn compare_dictionary(keys: &DictionaryArray<Int32Type>, view: u128, equal: bool) -> Result<BooleanBuffer> {
+    let Some(values) = keys.values().as_string_opt::<i32>() else {
+        return internal_err!("a text column read as a dictionary has text values");
+    };
+    let verdicts: Vec<bool> = (0..values.len())
+        .map(|v| {
+            let same = inline_view(values.value(v).as_bytes()).is_some_and(|(value, _)| value == view);
+            values.is_valid(v) && same == equal
+        })
+        .collect();
+    let codes = keys.keys().values();
+    let matches = BooleanBuffer::collect_bool(codes.len(), |row| {
+        verdicts.get(codes[row] as usize).copied().unwrap_or(false)
+    });
+    Ok(match keys.nulls() {
+        Some(nulls) => &matches & nulls.inner(),
+        None => matches,
+    })
 }
 
 /// Whether each view (`views`: the views' two 64-bit halves in turn), masked, is `view` (or is
