@@ -363,6 +363,9 @@ mod tests {
             "SELECT COUNT(*) AS orders, SUM(quantity) AS quantity, MIN(amount) AS amount FROM \
              (SELECT order_id, SUM(quantity) AS quantity, SUM(amount) AS amount FROM order_line GROUP BY order_id)",
             "SELECT order_id, SUM(quantity) AS quantity FROM order_line GROUP BY order_id ORDER BY order_id DESC LIMIT 3",
+            // Groups whose only quantity is null sum to null; the others do not.
+            "SELECT order_id, SUM(quantity) AS quantity, SUM(amount) AS amount FROM order_line \
+             WHERE order_id IN ('order 012042', 'order 012142', 'order 000001') GROUP BY order_id ORDER BY order_id",
             // A column read otherwise too (MAX) stays wide; the other is narrowed.
             "SELECT category, SUM(quantity) AS quantity, MAX(quantity) AS most, SUM(amount) AS amount \
              FROM order_line GROUP BY category ORDER BY category",

@@ -57,9 +57,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, ArrowNativeTypeOp, AsArray, BooleanArray, Decimal128Array, DictionaryArray, Int64Array,
-    RecordBatch, StringArray, StringViewArray, UInt32Array,
+    PrimitiveArray, RecordBatch, StringArray, StringViewArray, UInt32Array,
 };
-use datafusion::arrow::buffer::BooleanBuffer;
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::compute::{cast, concat, filter_record_batch, max, min, take};
 use datafusion::arrow::datatypes::{
     DataType, Decimal64Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
@@ -715,6 +715,30 @@ fn column_index(expr: &Arc<dyn PhysicalExpr>) -> Option<usize> {
     expr.downcast_ref::<Column>().map(Column::index)
 }
 
+impl PartialAggregateExec {
+    /// Per aggregate, a [`NarrowSum`] when it is a plain `SUM` (no filter) of a column the scan
+    /// below reads as `Decimal64` and its partial state is one 128-bit decimal.
+    fn narrow_sums(&self) -> Result<Vec<Option<NarrowSum>>> {
+        let schema = self.input.schema();
+        // The aggregates read the fused filter's output.
+        let schema = match self.filter.as_ref().and_then(|f| f.projection.as_ref()) {
+            Some(columns) => Arc::new(schema.project(columns)?),
+            None => schema,
+        };
+        let mut sums = Vec::with_capacity(self.aggregates.len());
+        for (aggregate, filter) in self.aggregates.iter().zip(self.filters.iter()) {
+            let narrow = self.distinct.is_none()
+                && filter.is_none()
+                && aggregate.fun().name() == "sum"
+                && matches!(&aggregate.expressions()[..], [argument]
+                    if matches!(argument.data_type(&schema)?, DataType::Decimal64(..)))
+                && matches!(&aggregate.state_fields()?[..], [state] if matches!(state.data_type(), DataType::Decimal128(..)));
+            sums.push(narrow.then(NarrowSum::default));
+        }
+        Ok(sums)
+    }
+}
+
 impl DisplayAs for PartialAggregateExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let groups: Vec<String> = self
@@ -830,6 +854,7 @@ impl ExecutionPlan for PartialAggregateExec {
             aggregates: self.aggregates.clone(),
             filters: self.filters.clone(),
             accumulators: Vec::new(),
+            narrow_sums: self.narrow_sums()?,
             keys: KeyMap::new(&self.groups),
             interners: self.groups.iter().map(|_| Interner::default()).collect(),
             group_values: self.groups.iter().map(|_| Vec::new()).collect(),
@@ -1967,6 +1992,76 @@ fn widened(arrays: Vec<ArrayRef>) -> Result<Vec<ArrayRef>> {
         .collect()
 }
 
+/// The partial state of a plain `SUM` of a decimal read narrow from Parquet (see `narrow_scan`),
+/// kept by this plan: each 64-bit value added into its group's 128-bit sum as it comes. Where the
+/// sums are not folded (80,000 customers in "top 20 customers"), DataFusion's accumulator needed
+/// every value widened to 128 bits first, then added it row by row with its own bookkeeping: 5.5%
+/// and 9.9% of that query's CPU (perf). The sums wrap as DataFusion's do.
+#[derive(Debug, Default)]
+struct NarrowSum {
+    sums: Vec<i128>,
+    /// Whether a group has had a value that is not null: one that has not sums to null.
+    seen: Vec<bool>,
+}
+
+impl NarrowSum {
+    fn grow(&mut self, groups: usize) {
+        if self.sums.len() < groups {
+            self.sums.resize(groups, 0);
+            self.seen.resize(groups, false);
+        }
+    }
+
+    /// Adds each row's value to the sum of its group (`indices`, of `groups`).
+    fn add_rows(&mut self, values: &PrimitiveArray<Decimal64Type>, indices: &[usize], groups: usize) {
+        self.grow(groups);
+        let (sums, seen) = (&mut self.sums, &mut self.seen);
+        match values.nulls().filter(|nulls| nulls.null_count() > 0) {
+            None => {
+                for (&value, &group) in values.values().iter().zip(indices) {
+                    sums[group] = sums[group].wrapping_add(i128::from(value));
+                    seen[group] = true;
+                }
+            }
+            Some(nulls) => {
+                for (row, (&value, &group)) in values.values().iter().zip(indices).enumerate() {
+                    if nulls.is_valid(row) {
+                        sums[group] = sums[group].wrapping_add(i128::from(value));
+                        seen[group] = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds a batch's folded sums (see [`fold_sums`]) of the groups `touched`.
+    fn add_folded(&mut self, folded: &[i128], touched: &[usize], groups: usize) {
+        self.grow(groups);
+        for (&sum, &group) in folded.iter().zip(touched) {
+            self.sums[group] = self.sums[group].wrapping_add(sum);
+            self.seen[group] = true;
+        }
+    }
+
+    /// The partial state of the groups `from..groups`, as the accumulator would give it: the sums
+    /// as `data_type` (the state's decimal), null for a group without a value.
+    fn state(&mut self, from: usize, groups: usize, data_type: DataType) -> ArrayRef {
+        self.grow(groups);
+        let nulls = NullBuffer::from(&self.seen[from..groups]);
+        let sums = Decimal128Array::new(self.sums[from..groups].to_vec().into(), Some(nulls)).with_data_type(data_type);
+        Arc::new(sums)
+    }
+
+    fn size(&self) -> usize {
+        self.sums.capacity() * 16 + self.seen.capacity()
+    }
+
+    fn clear(&mut self) {
+        self.sums.clear();
+        self.seen.clear();
+    }
+}
+
 /// The groups, of `groups`, that have rows in a batch (`indices` give each row's group).
 fn groups_with_rows(indices: &[usize], groups: usize) -> Vec<usize> {
     let mut seen = vec![false; groups];
@@ -1983,6 +2078,9 @@ struct Aggregation {
     aggregates: Arc<[Arc<AggregateFunctionExpr>]>,
     filters: Arc<[Option<Arc<dyn PhysicalExpr>>]>,
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
+    /// Per aggregate, when it is a plain `SUM` of a decimal read narrow: its sums, kept here
+    /// instead of by its accumulator (which then holds nothing).
+    narrow_sums: Vec<Option<NarrowSum>>,
     keys: KeyMap,
     interners: Vec<Interner>,
     /// Each group column's values, in group order, a piece per batch that added groups.
@@ -2320,11 +2418,12 @@ impl Aggregation {
         let first_rows = self.distinct.as_mut().map(|d| d.first_rows(batch, &indices));
         let fold = self.group_count <= FOLDED_SUM_GROUPS && rows >= FOLDED_SUM_ROWS_PER_GROUP * self.group_count;
         let mut touched = None;
-        for (a, ((aggregate, filter), accumulator)) in self
+        for (a, (((aggregate, filter), accumulator), narrow_sum)) in self
             .aggregates
             .iter()
             .zip(self.filters.iter())
             .zip(&mut self.accumulators)
+            .zip(&mut self.narrow_sums)
             .enumerate()
         {
             let values = aggregate
@@ -2342,6 +2441,27 @@ impl Aggregation {
             {
                 // A fused plan's aggregates have no filters of their own (see `try_fuse`).
                 filter = Some(first_rows);
+            }
+            if let Some(narrow_sum) = narrow_sum {
+                let [argument] = &values[..] else {
+                    return internal_err!("a narrow sum has one argument");
+                };
+                if fold && argument.null_count() == 0 {
+                    let touched = touched.get_or_insert_with(|| groups_with_rows(&indices, self.group_count));
+                    if let Some(sums) = fold_sums(argument, &indices, self.group_count, touched) {
+                        narrow_sum.add_folded(
+                            sums.as_primitive::<Decimal128Type>().values(),
+                            touched,
+                            self.group_count,
+                        );
+                        continue;
+                    }
+                }
+                let Some(argument) = argument.as_primitive_opt::<Decimal64Type>() else {
+                    return internal_err!("a narrow sum's argument is read as Decimal64");
+                };
+                narrow_sum.add_rows(argument, &indices, self.group_count);
+                continue;
             }
             // A plain SUM over a batch of many rows and few groups: the batch's sums per group
             // first, then the accumulator adds one value per group (see `fold_sums`).
@@ -2417,7 +2537,8 @@ impl Aggregation {
     }
 
     fn size(&self) -> usize {
-        let accumulators: usize = self.accumulators.iter().map(|a| a.size()).sum();
+        let accumulators: usize = self.accumulators.iter().map(|a| a.size()).sum::<usize>()
+            + self.narrow_sums.iter().flatten().map(NarrowSum::size).sum::<usize>();
         let interners: usize = self.interners.iter().map(Interner::size).sum();
         let values: usize = self
             .group_values
@@ -2441,13 +2562,19 @@ impl Aggregation {
             columns.push(concat(&pieces)?);
         }
         let (from, groups) = (self.reserved_groups, self.group_count - self.reserved_groups);
-        for accumulator in &mut self.accumulators {
-            columns.extend(
-                accumulator
-                    .state(EmitTo::All)?
-                    .into_iter()
-                    .map(|s| s.slice(from, groups)),
-            );
+        for (accumulator, narrow_sum) in self.accumulators.iter_mut().zip(&mut self.narrow_sums) {
+            match narrow_sum {
+                Some(narrow_sum) => {
+                    let data_type = self.schema.field(columns.len()).data_type().clone();
+                    columns.push(narrow_sum.state(from, self.group_count, data_type));
+                }
+                None => columns.extend(
+                    accumulator
+                        .state(EmitTo::All)?
+                        .into_iter()
+                        .map(|s| s.slice(from, groups)),
+                ),
+            }
         }
         let all = RecordBatch::try_new(self.schema.clone(), columns)?;
         self.baseline.record_output(all.num_rows());
@@ -2469,6 +2596,7 @@ impl Aggregation {
             .iter()
             .map(|a| a.create_groups_accumulator())
             .collect::<Result<_>>()?;
+        self.narrow_sums.iter_mut().flatten().for_each(NarrowSum::clear);
         self.keys.clear();
         for interner in &mut self.interners {
             interner.clear();
