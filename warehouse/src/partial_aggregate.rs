@@ -612,10 +612,12 @@ fn dictionary_texts(aggregate: &AggregateExec, filter: Option<&FusedFilter>) -> 
     {
         texts.push(below(c));
     }
-    let conjuncts = filter.and_then(|f| f.conjuncts.as_ref());
-    if let Some(conjuncts) = conjuncts {
-        texts.extend(conjuncts.short_text_only_columns());
-    }
+    // The filter's columns it answers from keys: only its short text comparisons read them.
+    let short_text_only = filter
+        .and_then(|f| f.conjuncts.as_ref())
+        .map(ConjunctFilter::short_text_only_columns)
+        .unwrap_or_default();
+    texts.extend(&short_text_only);
     let arguments = aggregate.aggr_expr().iter().flat_map(|a| a.expressions());
     let filters = aggregate.filter_expr().iter().flatten().cloned();
     let mut read_otherwise: HashSet<usize> = arguments
@@ -625,13 +627,7 @@ fn dictionary_texts(aggregate: &AggregateExec, filter: Option<&FusedFilter>) -> 
         .collect();
     if let Some(filter) = filter {
         let in_predicate = collect_columns(&filter.predicate).into_iter().map(|c| c.index());
-        match conjuncts {
-            // The short text comparisons answer from keys; any other part would not.
-            Some(conjuncts) => {
-                read_otherwise.extend(in_predicate.filter(|c| !conjuncts.short_text_only_columns().contains(c)))
-            }
-            None => read_otherwise.extend(in_predicate),
-        }
+        read_otherwise.extend(in_predicate.filter(|c| !short_text_only.contains(c)));
     }
     texts.retain(|c| !read_otherwise.contains(c));
     texts.sort_unstable();
@@ -973,15 +969,7 @@ const DICTIONARY_LONG_TEXT: u128 = 0xFFFF_FFFF << 32;
 fn text_words(array: &ArrayRef, words: &mut Vec<u128>) {
     if let Some(dictionary) = array.as_dictionary_opt::<Int32Type>() {
         let values = dictionary.values().as_string::<i32>();
-        let value_words: Vec<u128> = (0..values.len())
-            .map(|v| match values.is_valid(v) {
-                false => NULL_TEXT,
-                true => match inline_view(values.value(v).as_bytes()) {
-                    Some((short, _)) => short,
-                    None => values.value_length(v) as u128 | DICTIONARY_LONG_TEXT | ((v as u128) << 64),
-                },
-            })
-            .collect();
+        let value_words: Vec<u128> = (0..values.len()).map(|v| dictionary_word(values, v)).collect();
         words.clear();
         // A null key's slot may hold any number.
         let word = |key: i32| value_words.get(key as usize).copied().unwrap_or(NULL_TEXT);
@@ -1002,6 +990,17 @@ fn text_words(array: &ArrayRef, words: &mut Vec<u128>) {
                 *word = NULL_TEXT;
             }
         }
+    }
+}
+
+/// The word of value `v` of a dictionary as the batch holds it (see [`text_words`]).
+fn dictionary_word(values: &StringArray, v: usize) -> u128 {
+    if values.is_null(v) {
+        return NULL_TEXT;
+    }
+    match inline_view(values.value(v).as_bytes()) {
+        Some((short, _)) => short,
+        None => values.value_length(v) as u128 | DICTIONARY_LONG_TEXT | ((v as u128) << 64),
     }
 }
 
@@ -1189,7 +1188,7 @@ impl Keys<1> {
         // of line, so that a row costs a load and a comparison.
         let mut group_of = |slot: &mut u32, value: Option<usize>, row: usize| match *slot {
             EMPTY_SLOT => {
-                let group = dictionary_group(map, values, value, row, interner, first_rows, groups);
+                let group = dictionary_group(map, dictionary, value, row, interner, first_rows, groups);
                 *slot = group as u32;
                 group
             }
@@ -1212,29 +1211,30 @@ impl Keys<1> {
 }
 
 /// The group of the value `value` of a dictionary (`None`: a null key), first needed at `row`:
-/// found by the word `text_key` makes of the same text read as a view, or made.
+/// found by the word [`text_key`] makes of the row's text, as for text read as views, or made.
 #[cold]
 #[inline(never)]
 fn dictionary_group(
     map: &mut HashMap<[u128; 1], usize>,
-    values: &StringArray,
+    dictionary: &DictionaryArray<Int32Type>,
     value: Option<usize>,
     row: usize,
     interner: &mut Interner,
     first_rows: &mut Vec<u32>,
     groups: &mut usize,
 ) -> usize {
-    let word = match value.filter(|&v| values.is_valid(v)) {
-        None => NULL_TEXT,
-        Some(v) => {
-            let text = values.value(v).as_bytes();
-            match inline_view(text) {
-                Some((short, _)) => short,
-                None => text.len() as u128 | (u128::from(interner.id(text)) << 64),
-            }
-        }
-    };
-    *map.entry([word]).or_insert_with(|| new_group(first_rows, groups, row))
+    let values = dictionary.values().as_string::<i32>();
+    let word = value.map_or(NULL_TEXT, |v| dictionary_word(values, v));
+    let key = text_key(
+        word,
+        TextColumn::Dictionary {
+            keys: dictionary.keys().values(),
+            values,
+        },
+        row,
+        interner,
+    );
+    *map.entry([key]).or_insert_with(|| new_group(first_rows, groups, row))
 }
 
 /// Whether a run of equal keys starts at each row of a batch: the first, and each whose words (as
